@@ -1,0 +1,136 @@
+from django.conf import settings
+from django.db import models
+
+
+class MediaType(models.TextChoices):
+    IMAGE = "image"
+    VIDEO = "video"
+    TEXT = "text"
+
+
+class Suggestion(models.TextChoices):
+    PASS = "pass"
+    REVIEW = "review"
+    BLOCK = "block"
+
+
+# block > review > pass: the machine suggestion of a result is the worst over its scenes.
+SUGGESTION_SEVERITY = {Suggestion.PASS: 0, Suggestion.REVIEW: 1, Suggestion.BLOCK: 2}
+
+# Scenes of Alibaba Content Moderation v1 per content type.
+SCENES = {
+    MediaType.IMAGE: ("porn", "terrorism", "ad", "qrcode", "live", "logo"),
+    MediaType.VIDEO: ("porn", "terrorism", "ad", "live", "logo", "sface"),
+    MediaType.TEXT: ("antispam", "keyword"),
+}
+
+
+class VerdictSource(models.TextChoices):
+    MACHINE = "machine"
+    HUMAN = "human"
+    PROPAGATED = "propagated"
+    LIBRARY = "library", "Sample library"
+
+
+class FetchStatus(models.TextChoices):
+    NONE = "none", "Nothing to fetch"
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Result(models.Model):
+    """One moderated item in the 7-day result store."""
+
+    media_type = models.CharField(max_length=5, choices=MediaType.choices)
+    task_id = models.CharField(max_length=64, unique=True)
+    data_id = models.CharField(max_length=128, blank=True)
+    biz_type = models.CharField(max_length=64, default="default")
+
+    url = models.URLField(max_length=2048, blank=True)
+    file = models.FileField(upload_to="results/%Y/%m/%d/", max_length=255, blank=True)
+    text = models.TextField(blank=True)
+    content_format = models.CharField(max_length=16, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    duration = models.FloatField(null=True, blank=True)
+
+    fetch_status = models.CharField(
+        max_length=8, choices=FetchStatus.choices, default=FetchStatus.NONE
+    )
+    fetch_error = models.CharField(max_length=500, blank=True)
+    fetch_attempts = models.PositiveSmallIntegerField(default=0)
+
+    # Machine results as received, in the v1 shape: [{scene, label, suggestion, rate,
+    # details?, frames?}]. ResultScene rows index them for filtering.
+    scene_results = models.JSONField(default=list)
+    # Video frames: [{offset, url?, results: [{scene, label, suggestion, rate}]}].
+    frames = models.JSONField(default=list, blank=True)
+    machine_suggestion = models.CharField(max_length=6, choices=Suggestion.choices)
+    machine_label = models.CharField(max_length=64, blank=True)
+
+    # The current verdict: the machine's until a human (or something a human taught) decides.
+    suggestion = models.CharField(max_length=6, choices=Suggestion.choices)
+    label = models.CharField(max_length=64, blank=True)
+    verdict_source = models.CharField(
+        max_length=10, choices=VerdictSource.choices, default=VerdictSource.MACHINE
+    )
+    reviewed = models.BooleanField(default=False)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(db_index=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [
+            # The Audit queue: one tab, unreviewed, oldest first, keyset on (created_at, id).
+            models.Index(
+                fields=["media_type", "reviewed", "created_at", "id"], name="result_queue_idx"
+            ),
+            models.Index(
+                fields=["media_type", "machine_suggestion", "created_at", "id"],
+                name="result_type_sugg_idx",
+            ),
+            models.Index(fields=["created_at", "id"], name="result_created_idx"),
+            models.Index(fields=["data_id"], name="result_data_id_idx"),
+            models.Index(fields=["biz_type", "created_at", "id"], name="result_biz_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(media_type__in=MediaType.values), name="result_media_type_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(machine_suggestion__in=Suggestion.values),
+                name="result_machine_suggestion_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(suggestion__in=Suggestion.values), name="result_suggestion_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.media_type} {self.task_id}"
+
+
+class ResultScene(models.Model):
+    """One scene result of a Result, kept in rows so scene and label filters use an index."""
+
+    result = models.ForeignKey(
+        Result, on_delete=models.CASCADE, related_name="scenes", db_index=False
+    )
+    scene = models.CharField(max_length=16)
+    label = models.CharField(max_length=64)
+    suggestion = models.CharField(max_length=6, choices=Suggestion.choices)
+    rate = models.FloatField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["scene", "label", "result"], name="resultscene_label_idx"),
+            models.Index(fields=["result", "scene"], name="resultscene_result_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scene}:{self.label} {self.suggestion} {self.rate}"

@@ -1,0 +1,31 @@
+from celery import shared_task
+
+from audit import services
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def results_fetch(result_ids: list[int]) -> None:
+    # One message per ingest request, fanned out here so the request publishes once.
+    for result_id in result_ids:
+        result_fetch.delay(result_id)
+
+
+@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=None)
+def result_fetch(self, result_id: int) -> None:
+    try:
+        services.result_fetch(result_id=result_id)
+    except services.FetchRetry as error:
+        if self.app.conf.task_always_eager:
+            return  # in-process demo mode: the stale-fetch job tries again later
+        raise self.retry(countdown=30 * 2**self.request.retries) from error
+
+
+@shared_task(ignore_result=True)
+def results_fetch_stale() -> None:
+    for result_id in services.results_fetch_stale():
+        result_fetch.delay(result_id)
+
+
+@shared_task(ignore_result=True)
+def results_purge() -> int:
+    return services.results_purge()

@@ -1,0 +1,63 @@
+"""Tasks through a real Celery worker: Redis when CELERY_BROKER_URL is set (CI), otherwise
+Celery's in-memory broker, so the test command also works with no services."""
+
+import time
+import uuid
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from rest_framework.test import APIClient
+
+from audit.models import FetchStatus, Result
+from audit.tests.factories import api_client_user, image_bytes
+from moderation_console.celery import app as celery_app
+
+
+@pytest.fixture
+def celery_worker():
+    queue = f"test-{uuid.uuid4().hex[:8]}"  # Redis keeps queues between runs: start clean
+    conf = celery_app.conf
+    saved = {k: conf[k] for k in ("task_default_queue", "task_always_eager")}
+    conf.task_default_queue = queue
+    conf.task_always_eager = False
+    with start_worker(
+        celery_app, pool="solo", perform_ping_check=False, queues=[queue], shutdown_timeout=10
+    ):
+        yield
+    conf.update(saved)
+
+
+def wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.celery_worker
+@pytest.mark.django_db(transaction=True)
+def test_an_ingested_image_url_is_fetched_by_the_worker(celery_worker, media_server):
+    media_server.routes["/photo.jpg"] = ("image/jpeg", image_bytes((40, 30)))
+    _, token = api_client_user()
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    body = {
+        "type": "image",
+        "data": [
+            {
+                "taskId": "worker-1",
+                "url": media_server.url("/photo.jpg"),
+                "results": [{"scene": "porn", "label": "sexy", "suggestion": "review", "rate": 80}],
+            }
+        ],
+    }
+    response = api.post("/api/v1/results", body, format="json")
+    assert response.status_code == 201
+    # The request only enqueued the fetch; the worker does it after the commit.
+    assert response.json()["data"][0]["fetch"]["status"] == "pending"
+    assert wait_for(lambda: Result.objects.get(task_id="worker-1").fetch_status != "pending")
+    result = Result.objects.get(task_id="worker-1")
+    assert result.fetch_status == FetchStatus.DONE, result.fetch_error
+    assert (result.width, result.height) == (40, 30)

@@ -1,0 +1,25 @@
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+
+from audit import api as audit_api
+from audit import views as audit_views
+from audit.views import media_serve
+
+api_v1 = [
+    path("results", audit_api.ResultListCreate.as_view(), name="results"),
+    path("results/<str:task_id>", audit_api.ResultDetail.as_view(), name="result-detail"),
+]
+
+urlpatterns = [
+    path("", audit_views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include((api_v1, "api"), namespace="v1")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularRedocView.as_view(url_name="schema"), name="api-docs"),
+    path(f"{settings.MEDIA_URL}<path:path>", media_serve, name="media"),
+]
