@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from audit.models import Result, ResultScene
 from audit.paginators import EstimatedCountPaginator
@@ -49,6 +50,7 @@ class ResultAdmin(admin.ModelAdmin):
     show_full_result_count = False
     raw_id_fields = ("decided_by",)
     inlines = [ResultSceneInline]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields = (
         "media_type",
         "task_id",

@@ -48,9 +48,8 @@ class ResultListCreate(generics.ListAPIView):
     def initial(self, request, *args, **kwargs):
         # Refuse an oversized body before anything reads it.
         length = request.META.get("CONTENT_LENGTH") or "0"
-        if request.method == "POST" and length.isdigit():
-            if int(length) > settings.RESULTS_MAX_REQUEST_BYTES:
-                raise RequestTooLarge()
+        if length.isdigit() and int(length) > settings.RESULTS_MAX_REQUEST_BYTES:
+            raise RequestTooLarge()
         super().initial(request, *args, **kwargs)
 
     @extend_schema(

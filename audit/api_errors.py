@@ -2,7 +2,6 @@
 
 from django.core.exceptions import RequestDataTooBig
 from rest_framework import exceptions, status
-from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 

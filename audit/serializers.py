@@ -83,9 +83,7 @@ class FrameSerializer(serializers.Serializer):
 class ResultItemSerializer(serializers.Serializer):
     """One item of an ingest request; which fields apply depends on the request's type."""
 
-    dataId = StrictCharField(
-        source="data_id", max_length=128, required=False, allow_blank=True
-    )
+    dataId = StrictCharField(source="data_id", max_length=128, required=False, allow_blank=True)
     taskId = StrictRegexField(
         TASK_ID_PATTERN,
         source="task_id",
@@ -194,9 +192,8 @@ class IngestSerializer(serializers.Serializer):
             if task_id is None:
                 continue
             if task_id in first_seen:
-                errors[index] = {
-                    "taskId": [f"Duplicate taskId in this request (also item {first_seen[task_id]})."]
-                }
+                message = f"Duplicate taskId in this request (also item {first_seen[task_id]})."
+                errors[index] = {"taskId": [message]}
             first_seen.setdefault(task_id, index)
         if errors:
             raise serializers.ValidationError({"data": errors})

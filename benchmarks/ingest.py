@@ -38,7 +38,6 @@ from django.db import connection  # noqa: E402
 from django.test import Client, override_settings  # noqa: E402
 from django.urls import include, path  # noqa: E402
 from django.utils import timezone  # noqa: E402
-from rest_framework import serializers  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
 from rest_framework.decorators import api_view  # noqa: E402
 from rest_framework.response import Response  # noqa: E402
@@ -76,7 +75,10 @@ class NaiveResultSerializer(ResultItemSerializer):
         )
         for r in scene_results:
             ResultScene.objects.create(
-                result=result, scene=r["scene"], label=r["label"], suggestion=r["suggestion"],
+                result=result,
+                scene=r["scene"],
+                label=r["label"],
+                suggestion=r["suggestion"],
                 rate=r["rate"],
             )
         if result.url:
@@ -133,7 +135,7 @@ def bench_client() -> Client:
         )
     )
     token, _ = Token.objects.get_or_create(user=user)
-    return Client(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return Client(HTTP_AUTHORIZATION=f"Token {token.key}", HTTP_HOST="127.0.0.1")
 
 
 def timed_run(client: Client, url: str, batches: list[dict]) -> list[float]:
@@ -177,8 +179,10 @@ def run(*, batches: int, ensure: int, warmup: int = 3) -> dict:
     run_id = uuid.uuid4().hex[:8]
     try:
         with override_settings(ROOT_URLCONF=__name__):
-            plans = {name: [make_batch(f"{run_id}{name}", i) for i in range(batches + warmup)]
-                     for name in ("ours", "naive")}
+            plans = {
+                name: [make_batch(f"{run_id}{name}", i) for i in range(batches + warmup)]
+                for name in ("ours", "naive")
+            }
             ours = timed_run(client, "/api/v1/results", plans["ours"])[warmup:]
             naive = timed_run(client, "/bench/naive-results", plans["naive"])[warmup:]
     finally:
@@ -193,12 +197,18 @@ def run(*, batches: int, ensure: int, warmup: int = 3) -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, default=100, help="timed requests per variant")
-    parser.add_argument("--ensure-rows", type=int, default=1_000_000,
-                        help="seed demo results until the store holds this many")
+    parser.add_argument(
+        "--ensure-rows",
+        type=int,
+        default=1_000_000,
+        help="seed demo results until the store holds this many",
+    )
     args = parser.parse_args(argv)
     if not os.environ.get("CELERY_BROKER_URL"):
-        sys.exit("Set CELERY_BROKER_URL (Redis): with in-process tasks the fetches would run "
-                 "inside the requests and be timed too.")
+        sys.exit(
+            "Set CELERY_BROKER_URL (Redis): with in-process tasks the fetches would run "
+            "inside the requests and be timed too."
+        )
     run(batches=args.batches, ensure=args.ensure_rows)
 
 

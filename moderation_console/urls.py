@@ -21,5 +21,5 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularRedocView.as_view(url_name="schema"), name="api-docs"),
-    path(f"{settings.MEDIA_URL}<path:path>", media_serve, name="media"),
+    path(f"{settings.MEDIA_URL.lstrip('/')}<path:path>", media_serve, name="media"),
 ]

@@ -2,5 +2,5 @@ from django.apps import AppConfig
 
 
 class PoliciesConfig(AppConfig):
-    default_auto_field = 'django.db.models.BigAutoField'
-    name = 'policies'
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "policies"

@@ -2,5 +2,5 @@ from django.apps import AppConfig
 
 
 class SamplesConfig(AppConfig):
-    default_auto_field = 'django.db.models.BigAutoField'
-    name = 'samples'
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "samples"
