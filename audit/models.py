@@ -82,6 +82,12 @@ class Result(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     decided_at = models.DateTimeField(null=True, blank=True)
+    decision = models.ForeignKey(
+        "Decision", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Bumped by every decision, so a page that shows version N can tell that someone else
+    # decided the item since it loaded (see services.decision_record).
+    version = models.PositiveIntegerField(default=0)
 
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField(db_index=True)
@@ -137,3 +143,50 @@ class ResultScene(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scene}:{self.label} {self.suggestion} {self.rate}"
+
+
+class DecisionChannel(models.TextChoices):
+    CONSOLE = "console"
+    API = "api", "API"
+    ADMIN = "admin"
+
+
+class Decision(models.Model):
+    """A reviewer's verdict on one or more results: the record that outlives the results."""
+
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="decisions"
+    )
+    channel = models.CharField(max_length=8, choices=DecisionChannel.choices)
+    suggestion = models.CharField(max_length=6, choices=Suggestion.choices)
+    label = models.CharField(max_length=64)
+    note = models.TextField(blank=True)
+    item_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"#{self.id} {self.suggestion} {self.label}"
+
+
+class DecisionItem(models.Model):
+    """One result a decision was made on, with the verdict it replaced."""
+
+    decision = models.ForeignKey(Decision, on_delete=models.CASCADE, related_name="items")
+    # The result goes after its retention period; the task id and verdicts stay.
+    result = models.ForeignKey(
+        Result, null=True, on_delete=models.SET_NULL, related_name="decision_items"
+    )
+    task_id = models.CharField(max_length=64)
+    media_type = models.CharField(max_length=5, choices=MediaType.choices)
+    previous_suggestion = models.CharField(max_length=6, choices=Suggestion.choices)
+    previous_label = models.CharField(max_length=64, blank=True)
+    previous_source = models.CharField(max_length=10, choices=VerdictSource.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["decision", "task_id"], name="decisionitem_unique")
+        ]
+        indexes = [models.Index(fields=["task_id"], name="decisionitem_task_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.decision_id}: {self.task_id}"

@@ -236,7 +236,8 @@ def test_creates_the_demo_accounts_and_a_usable_token(media, monkeypatch):
     reviewer = users.get(username="reviewer")
     assert reviewer.is_active and not reviewer.is_staff and not reviewer.is_superuser
     assert reviewer.check_password("from-the-env")
-    assert reviewer.has_perms(["audit.view_result", "audit.change_result"])
+    assert reviewer.has_perms(["audit.view_result", "audit.add_decision"])
+    assert not reviewer.is_staff and not reviewer.has_perm("policies.change_policy")
     assert not reviewer.has_perm("audit.add_result")
 
     client = users.get(username="api-client")

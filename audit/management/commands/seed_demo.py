@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError
@@ -117,19 +117,21 @@ class DemoAccount:
     password_env: str
     default_password: str | None  # None: no password, the account uses its API token
     staff: bool
+    group: str | None  # the role, see audit/migrations/0003_groups.py
     permissions: tuple[str, ...]
 
 
 ACCOUNTS = (
-    DemoAccount("admin", "DEMO_ADMIN_PASSWORD", "admin-demo-pass", True, ()),
+    DemoAccount("admin", "DEMO_ADMIN_PASSWORD", "admin-demo-pass", True, "Admin", ()),
     DemoAccount(
         "reviewer",
         "DEMO_REVIEWER_PASSWORD",
         "reviewer-demo-pass",
         False,
-        ("view_result", "change_result"),
+        "Reviewer",
+        (),
     ),
-    DemoAccount("api-client", "", None, False, ("add_result", "view_result")),
+    DemoAccount("api-client", "", None, False, None, ("add_result", "view_result", "add_decision")),
 )
 
 
@@ -168,6 +170,8 @@ def ensure_account(account: DemoAccount) -> str | None:
         elif not user.check_password(password):
             password = None  # changed since: not ours to print
     user.save()
+    if account.group:
+        user.groups.add(Group.objects.get(name=account.group))
     if account.permissions:
         user.user_permissions.add(
             *Permission.objects.filter(
