@@ -1,8 +1,51 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db import models
 
-from audit.models import Result, ResultScene
+from audit import services
+from audit.models import Decision, DecisionChannel, DecisionItem, Result, ResultScene
 from audit.paginators import EstimatedCountPaginator
+from policies.models import CATEGORY_NAMES
+
+
+def _mark(modeladmin, request, queryset, suggestion: str, label: str = "") -> None:
+    task_ids = list(queryset.values_list("task_id", flat=True)[: services.MAX_DECISION_ITEMS + 1])
+    try:
+        outcome = services.decision_record(
+            reviewer=request.user,
+            task_ids=task_ids,
+            suggestion=suggestion,
+            label=label,
+            channel=DecisionChannel.ADMIN,
+        )
+    except ValidationError as error:
+        modeladmin.message_user(request, " ".join(error.messages), messages.ERROR)
+        return
+    if outcome.decided:
+        modeladmin.message_user(
+            request, f"Marked {len(outcome.decided)} result(s) {suggestion}.", messages.SUCCESS
+        )
+    if outcome.conflicts:
+        modeladmin.message_user(
+            request,
+            f"{len(outcome.conflicts)} result(s) were already decided by a reviewer: unchanged.",
+            messages.WARNING,
+        )
+
+
+@admin.action(description="Mark selected results: Pass", permissions=["decide"])
+def mark_pass(modeladmin, request, queryset):
+    _mark(modeladmin, request, queryset, "pass")
+
+
+def _block_action(category: str, name: str):
+    def action(modeladmin, request, queryset):
+        _mark(modeladmin, request, queryset, "block", category)
+
+    action.__name__ = f"mark_block_{category}"
+    return admin.action(
+        description=f"Mark selected results: Block · {name}", permissions=["decide"]
+    )(action)
 
 
 class ResultSceneInline(admin.TabularInline):
@@ -48,8 +91,8 @@ class ResultAdmin(admin.ModelAdmin):
     list_per_page = 50
     paginator = EstimatedCountPaginator
     show_full_result_count = False
-    raw_id_fields = ("decided_by",)
     inlines = [ResultSceneInline]
+    actions = [mark_pass, *(_block_action(key, name) for key, name in CATEGORY_NAMES.items())]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields = (
         "media_type",
@@ -58,6 +101,15 @@ class ResultAdmin(admin.ModelAdmin):
         "frames",
         "machine_suggestion",
         "machine_label",
+        # The verdict changes only through decisions (the actions above), which keep history.
+        "suggestion",
+        "label",
+        "verdict_source",
+        "reviewed",
+        "decided_by",
+        "decided_at",
+        "decision",
+        "version",
         "fetch_status",
         "fetch_error",
         "fetch_attempts",
@@ -97,11 +149,87 @@ class ResultAdmin(admin.ModelAdmin):
                     "reviewed",
                     "decided_by",
                     "decided_at",
+                    "decision",
+                    "version",
                 )
             },
         ),
         ("Retention", {"fields": ("created_at", "expires_at")}),
     )
+
+    def has_decide_permission(self, request) -> bool:
+        return request.user.has_perm("audit.add_decision")
+
+
+class DecisionItemInline(admin.TabularInline):
+    model = DecisionItem
+    extra = 0
+    can_delete = False
+    fields = (
+        "task_id",
+        "media_type",
+        "result",
+        "previous_suggestion",
+        "previous_label",
+        "previous_source",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Decision)
+class DecisionAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "created_at",
+        "reviewer",
+        "channel",
+        "suggestion",
+        "label",
+        "item_count",
+        "note",
+    )
+    list_filter = ("suggestion", "label", "channel")
+    search_fields = ("=items__task_id", "reviewer__username")
+    search_help_text = "An exact taskId, or a reviewer's username."
+    list_select_related = ("reviewer",)
+    ordering = ("-created_at", "-id")
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    inlines = [DecisionItemInline]
+    readonly_fields = (
+        "reviewer",
+        "channel",
+        "suggestion",
+        "label",
+        "note",
+        "item_count",
+        "created_at",
+    )
+
+    def has_add_permission(self, request) -> bool:
+        return False  # decisions are made on the Audit page, the API or the results' actions
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(DecisionItem)
+class DecisionItemAdmin(admin.ModelAdmin):
+    list_display = ("decision", "task_id", "media_type", "previous_suggestion", "result")
+    search_fields = ("=task_id",)
+    list_select_related = ("decision", "result")
+    raw_id_fields = ("decision", "result")
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(ResultScene)

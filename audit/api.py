@@ -1,14 +1,23 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, permissions, serializers, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from audit import services
 from audit.api_errors import RequestTooLarge
 from audit.filters import ResultFilter
-from audit.models import Result
+from audit.models import DecisionChannel, Result
 from audit.pagination import KeysetPagination
-from audit.serializers import IngestedSerializer, IngestSerializer, ResultSerializer
+from audit.serializers import (
+    IngestedSerializer,
+    IngestSerializer,
+    MarkResultSerializer,
+    MarkSerializer,
+    ResultSerializer,
+)
 
 ERROR = inline_serializer(
     "Error",
@@ -100,3 +109,49 @@ class ResultDetail(generics.RetrieveAPIView):
     @extend_schema(summary="The current state of one result, with its human decision once made")
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
+
+
+class CanDecide(permissions.BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.has_perm("audit.add_decision"))
+
+
+class ResultMark(APIView):
+    permission_classes = [permissions.IsAuthenticated, CanDecide]
+
+    @extend_schema(
+        summary="Pass or block results (a human decision)",
+        description=(
+            "One decision on up to 500 results, in one transaction. Items someone already "
+            "decided (see `versions`) are not overwritten: they come back in `conflicts`. "
+            "409 when every item was a conflict."
+        ),
+        request=MarkSerializer,
+        responses={200: MarkResultSerializer, 400: ERROR, 409: MarkResultSerializer},
+    )
+    def post(self, request):
+        incoming = MarkSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        try:
+            outcome = services.decision_record(
+                reviewer=request.user,
+                task_ids=data["taskIds"],
+                suggestion=data["suggestion"],
+                label=data.get("label", ""),
+                note=data.get("note", ""),
+                channel=DecisionChannel.API,
+                versions=data.get("versions"),
+            )
+        except DjangoValidationError as error:
+            raise ValidationError(error.message_dict) from None
+        ok = outcome.decision is not None
+        body = {
+            "code": 200 if ok else 409,
+            "msg": "OK" if ok else "Every item was already decided by someone else.",
+            "decisionId": outcome.decision.id if ok else None,
+            "decided": outcome.decided,
+            "conflicts": outcome.conflicts,
+        }
+        data = MarkResultSerializer(body, context={"request": request}).data
+        return Response(data, status=status.HTTP_200_OK if ok else status.HTTP_409_CONFLICT)

@@ -136,6 +136,22 @@ def video_inspect(path: str | os.PathLike, *, max_pixels: int = 50_000_000) -> V
         raise MediaError("The video is corrupt or truncated and cannot be decoded.") from exc
 
 
+def video_open(path: str | os.PathLike):
+    """Open the local video at ``path`` for decoding, with video_inspect()'s protections.
+
+    Raises MediaError unless the file starts like MP4/MOV/WebM/MKV; PyAV's errors otherwise.
+    The caller closes the container (it is a context manager).
+    """
+    with open(path, "rb") as file:
+        demuxer = _sniff_demuxer(file.read(64))
+    return av.open(
+        os.fspath(path),
+        format=demuxer,
+        container_options={"protocol_whitelist": "file"},
+        metadata_errors="replace",
+    )
+
+
 def _sniff_demuxer(head: bytes) -> str:
     if head.startswith(_EBML_MAGIC):
         return "matroska"

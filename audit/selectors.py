@@ -1,8 +1,23 @@
 """Reads of the result store beyond a plain get."""
 
-from django.db.models import Count, Q
+from dataclasses import dataclass
+from datetime import timedelta
 
-from audit.models import MediaType, Result
+from django.core.cache import cache
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from audit.models import DecisionItem, MediaType, Result, ResultScene
+from audit.pagination import Cursor, keyset_page
+from policies import selectors as policy_selectors
+
+QUEUE_COUNTS_TTL = 30  # seconds: tab counts are a guide, the queue itself is always live
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    items: list[Result]
+    next_cursor: str | None
 
 
 def result_counts() -> dict[str, dict[str, int]]:
@@ -14,3 +29,79 @@ def result_counts() -> dict[str, dict[str, int]]:
     for row in rows:
         counts[row["media_type"]] = {"total": row["total"], "unreviewed": row["unreviewed"]}
     return counts
+
+
+def audit_range_q(media_type: str) -> Q:
+    """Results whose machine suggestion the policy of their biz type puts on the Audit page."""
+    default_range, others = policy_selectors.audit_ranges(media_type)
+    q = Q(machine_suggestion__in=default_range)
+    if others:
+        q &= ~Q(biz_type__in=list(others))
+        for biz_type, suggestions in others.items():
+            q |= Q(biz_type=biz_type, machine_suggestion__in=suggestions)
+    return q
+
+
+def result_queue(*, filters: dict, size: int = 48) -> QueuePage:
+    """One page of the Audit queue for `filters` (QueueFilterForm.cleaned_data)."""
+    queryset = _queue_queryset(filters).select_related("decided_by")
+    rows = keyset_page(
+        queryset,
+        size=size,
+        after=filters.get("cursor") or None,
+        newest_first=filters["order"] == "newest",
+    )
+    items = rows[:size]
+    more = len(rows) > size
+    next_cursor = Cursor.encode(items[-1].created_at, items[-1].id) if more else None
+    return QueuePage(items=items, next_cursor=next_cursor)
+
+
+def _queue_queryset(f: dict) -> QuerySet:
+    media_type = f["type"]
+    qs = Result.objects.filter(audit_range_q(media_type), media_type=media_type)
+    if f["status"] != "all":
+        qs = qs.filter(reviewed=f["status"] == "reviewed")
+    exact = {
+        "suggestion__in": f.get("suggestion"),
+        "verdict_source": f.get("source"),
+        "decided_by__username": f.get("reviewer"),
+        "task_id": f.get("task_id"),
+        "data_id": f.get("data_id"),
+        "biz_type": f.get("biz_type"),
+        "created_at__gte": f.get("date_from"),
+        "created_at__lte": f.get("date_to"),
+    }
+    qs = qs.filter(**{key: value for key, value in exact.items() if value})
+    if f.get("expiring"):
+        qs = qs.filter(expires_at__lt=timezone.now() + timedelta(hours=24))
+    if f.get("scene") or f.get("label"):
+        match = {"result": OuterRef("pk")}
+        if f.get("scene"):
+            match["scene"] = f["scene"]
+        if f.get("label"):
+            match["label"] = f["label"]
+        qs = qs.filter(Exists(ResultScene.objects.filter(**match)))
+    return qs
+
+
+def queue_counts() -> dict[str, int]:
+    """Unreviewed results in the audit range per content type, cached briefly: a COUNT over
+    a million rows is too slow to run on every page load."""
+    counts = cache.get("audit:queue-counts")
+    if counts is None:
+        counts = {
+            t: Result.objects.filter(audit_range_q(t), media_type=t, reviewed=False).count()
+            for t in MediaType.values
+        }
+        cache.set("audit:queue-counts", counts, QUEUE_COUNTS_TTL)
+    return counts
+
+
+def result_history(result: Result) -> list[DecisionItem]:
+    """The decisions made on a result, newest first."""
+    return list(
+        DecisionItem.objects.filter(task_id=result.task_id)
+        .select_related("decision__reviewer")
+        .order_by("-decision__created_at", "-id")
+    )

@@ -269,3 +269,36 @@ class IngestedSerializer(ResultSerializer):
 
     class Meta(ResultSerializer.Meta):
         fields = [*ResultSerializer.Meta.fields, "created"]
+
+
+class MarkSerializer(serializers.Serializer):
+    taskIds = serializers.ListField(
+        child=StrictRegexField(TASK_ID_PATTERN), min_length=1, max_length=500
+    )
+    suggestion = serializers.ChoiceField(["pass", "block"])
+    label = StrictRegexField(
+        LABEL_PATTERN, required=False, help_text="The category; required to block."
+    )
+    note = StrictCharField(required=False, allow_blank=True, max_length=1000)
+    versions = serializers.DictField(
+        child=serializers.IntegerField(min_value=0),
+        required=False,
+        help_text="taskId -> the version you saw; an item decided since is a conflict. "
+        "Without it, an item a human already decided is a conflict.",
+    )
+
+
+class ConflictSerializer(serializers.Serializer):
+    taskId = serializers.CharField(source="task_id")
+    decidedBy = serializers.CharField(source="decided_by", allow_null=True)
+    decidedAt = serializers.DateTimeField(source="decided_at", allow_null=True)
+    suggestion = serializers.CharField()
+    label = serializers.CharField()
+
+
+class MarkResultSerializer(serializers.Serializer):
+    code = serializers.IntegerField()
+    msg = serializers.CharField()
+    decisionId = serializers.IntegerField(allow_null=True)
+    decided = ResultSerializer(many=True)
+    conflicts = ConflictSerializer(many=True)

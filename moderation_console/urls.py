@@ -10,6 +10,7 @@ from audit.views import media_serve
 
 api_v1 = [
     path("results", audit_api.ResultListCreate.as_view(), name="results"),
+    path("results/mark", audit_api.ResultMark.as_view(), name="results-mark"),
     path("results/<str:task_id>", audit_api.ResultDetail.as_view(), name="result-detail"),
 ]
 
@@ -19,6 +20,10 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
+    path("api/v1/", include("policies.api_urls")),
+    path("audit/", include("audit.urls")),
+    path("audit/media/", include("audit.media_urls")),
+    path("policies/", include("policies.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularRedocView.as_view(url_name="schema"), name="api-docs"),
     path(f"{settings.MEDIA_URL.lstrip('/')}<path:path>", media_serve, name="media"),

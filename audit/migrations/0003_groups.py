@@ -3,13 +3,7 @@
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-REVIEWER_PERMISSIONS = [
-    ("audit", "view_result"),
-    ("audit", "view_decision"),
-    ("audit", "add_decision"),
-    ("policies", "view_policy"),
-]
-ADMIN_APPS = ["audit", "policies", "samples", "auth", "authtoken"]
+from audit.roles import ADMIN, REVIEWER, roles_ensure
 
 
 def create_groups(apps, schema_editor):
@@ -18,19 +12,11 @@ def create_groups(apps, schema_editor):
         app_config.models_module = True
         create_permissions(app_config, verbosity=0)
         app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    reviewer, _ = Group.objects.get_or_create(name="Reviewer")
-    for app_label, codename in REVIEWER_PERMISSIONS:
-        reviewer.permissions.add(
-            Permission.objects.get(content_type__app_label=app_label, codename=codename)
-        )
-    admin, _ = Group.objects.get_or_create(name="Admin")
-    admin.permissions.add(*Permission.objects.filter(content_type__app_label__in=ADMIN_APPS))
+    roles_ensure(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
 
 
 def remove_groups(apps, schema_editor):
-    apps.get_model("auth", "Group").objects.filter(name__in=["Reviewer", "Admin"]).delete()
+    apps.get_model("auth", "Group").objects.filter(name__in=[REVIEWER, ADMIN]).delete()
 
 
 class Migration(migrations.Migration):

@@ -53,3 +53,12 @@ def image_bytes(size=(64, 48), fmt="JPEG", color=(200, 30, 30)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, color).save(buffer, fmt)
     return buffer.getvalue()
+
+
+def user_in(group: str, **fields):
+    """A user in the Reviewer or Admin group (both made by migration audit/0003_groups)."""
+    from django.contrib.auth.models import Group
+
+    user = UserFactory(**fields)
+    user.groups.add(Group.objects.get(name=group))
+    return user
