@@ -79,15 +79,27 @@ class Result(models.Model):
     )
     reviewed = models.BooleanField(default=False)
     decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # see result_decided_by_idx: most rows have none
     )
     decided_at = models.DateTimeField(null=True, blank=True)
+    # No index: nothing looks results up by decision (DecisionItem does that), and every
+    # insert would pay for one.
     decision = models.ForeignKey(
-        "Decision", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "Decision",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     # Bumped by every decision, so a page that shows version N can tell that someone else
     # decided the item since it loaded (see services.decision_record).
-    version = models.PositiveIntegerField(default=0)
+    version = models.PositiveIntegerField(default=0, db_default=0)  # COPY may leave it out
 
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField(db_index=True)
@@ -99,8 +111,9 @@ class Result(models.Model):
                 fields=["media_type", "reviewed", "created_at", "id"], name="result_queue_idx"
             ),
             models.Index(
-                fields=["media_type", "machine_suggestion", "created_at", "id"],
-                name="result_type_sugg_idx",
+                fields=["decided_by", "created_at"],
+                condition=models.Q(decided_by__isnull=False),
+                name="result_decided_by_idx",
             ),
             models.Index(fields=["created_at", "id"], name="result_created_idx"),
             models.Index(fields=["data_id"], name="result_data_id_idx"),

@@ -1,4 +1,5 @@
 import json
+from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
@@ -6,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django.views.static import serve
@@ -41,20 +43,58 @@ def media_serve(request, path: str):
     return response
 
 
-def item_context(result: Result, now) -> dict:
+class ItemUrls:
+    """The links of a card, reversed once per request rather than a few times per card."""
+
+    def __init__(self):
+        self.patterns = {
+            name: reverse(name, args=args)
+            for name, args in (
+                ("audit:detail", [TASK]),
+                ("audit_media:thumb", [TASK]),
+                ("audit_media:poster", [TASK]),
+                ("audit_media:file", [TASK]),
+                ("audit_media:frame", [TASK, OFFSET]),
+            )
+        }
+
+    def url(self, name: str, task_id: str, offset: float | None = None) -> str:
+        url = self.patterns[name].replace(TASK, quote(task_id, safe=""))
+        return url if offset is None else url.replace(OFFSET, f"{offset:g}")
+
+
+TASK, OFFSET = "__task__", "__offset__"
+
+
+def item_context(result: Result, now, urls: ItemUrls) -> dict:
     """What a queue card or the detail page shows of one result."""
     left = display.time_left(result, now)
-    context = {
+    task_id = result.task_id
+    item = {
         "result": result,
-        "scenes": display.scene_rows(result),
+        "scenes": [
+            {**scene, "rate_text": f"{scene['rate']:.1f}"} for scene in display.scene_rows(result)
+        ],
         "left": display.time_left_text(left),
         "expiring": left.total_seconds() < 24 * 3600,
+        "detail_url": urls.url("audit:detail", task_id),
+        "file_url": urls.url("audit_media:file", task_id),
     }
-    if result.media_type == MediaType.TEXT:
-        context["segments"] = display.text_segments(result.text, result.scene_results)
-    if result.media_type == MediaType.VIDEO:
-        context["frames"] = display.flagged_frames(result)
-    return context
+    if result.media_type == MediaType.IMAGE:
+        item["media_url"] = urls.url("audit_media:thumb", task_id)
+    elif result.media_type == MediaType.VIDEO:
+        item["media_url"] = urls.url("audit_media:poster", task_id)
+        item["frames"] = [
+            {
+                "offset": f.offset,
+                "hits": f.hits,
+                "url": urls.url("audit_media:frame", task_id, f.offset),
+            }
+            for f in display.flagged_frames(result)
+        ]
+    else:
+        item["segments"] = display.text_segments(result.text, result.scene_results)
+    return item
 
 
 def categories_for(biz_type: str, media_type: str) -> list[tuple[str, str]]:
@@ -71,14 +111,14 @@ def queue(request):
     if form.is_valid():
         page = selectors.result_queue(filters=form.cleaned_data, size=QUEUE_PAGE_SIZE)
     media_type = form.cleaned_data.get("type") or MediaType.IMAGE
-    now = timezone.now()
+    now, urls = timezone.now(), ItemUrls()
     query = request.GET.copy()
     query.pop("cursor", None)
     context = {
         "form": form,
         "media_type": media_type,
         "tabs": MediaType.choices,
-        "items": [item_context(r, now) for r in page.items] if page else [],
+        "items": [item_context(r, now, urls) for r in page.items] if page else [],
         "next_cursor": page.next_cursor if page else None,
         "query": query,
         "filtering": any(key not in ("type", "order") for key in query),
@@ -103,8 +143,10 @@ def detail(request, task_id: str):
     result = Result.objects.select_related("decided_by").filter(task_id=task_id).first()
     if result is None:
         raise Http404("No such result (it may have expired).")
+    item = item_context(result, timezone.now(), ItemUrls())
     context = {
-        **item_context(result, timezone.now()),
+        "item": item,
+        **item,
         "history": selectors.result_history(result),
         "categories": categories_for(result.biz_type, result.media_type),
         "can_decide": request.user.has_perm("audit.add_decision"),
@@ -132,20 +174,20 @@ def decide(request):
         return JsonResponse({"errors": {"body": ["Not a valid decision request."]}}, status=400)
     except ValidationError as error:
         return JsonResponse({"errors": error.message_dict}, status=400)
-    now = timezone.now()
+    now, urls = timezone.now(), ItemUrls()
     conflicted = Result.objects.filter(task_id__in=[c.task_id for c in outcome.conflicts])
     return JsonResponse(
         {
             "decision": outcome.decision.id if outcome.decision else None,
-            "decided": {r.task_id: _card(request, r, now) for r in outcome.decided},
+            "decided": {r.task_id: _card(request, r, now, urls) for r in outcome.decided},
             "conflicts": {
-                r.task_id: _card(request, r, now, conflict=True)
+                r.task_id: _card(request, r, now, urls, conflict=True)
                 for r in conflicted.select_related("decided_by")
             },
         }
     )
 
 
-def _card(request, result: Result, now, conflict: bool = False) -> str:
-    context = {**item_context(result, now), "conflict": conflict, "can_decide": True}
+def _card(request, result: Result, now, urls: ItemUrls, conflict: bool = False) -> str:
+    context = {"item": item_context(result, now, urls), "conflict": conflict, "can_decide": True}
     return render_to_string("audit/_item.html", context, request=request)

@@ -23,9 +23,9 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "moderation_console.settings")
 os.environ.setdefault("CELERY_TASK_DEFAULT_QUEUE", "bench-ingest")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "moderation_console.settings")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import django  # noqa: E402
 
@@ -33,7 +33,6 @@ django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.contrib.auth.models import Permission  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client, override_settings  # noqa: E402
 from django.urls import include, path  # noqa: E402
@@ -46,6 +45,7 @@ from audit import services, tasks  # noqa: E402
 from audit.api import ResultPermission  # noqa: E402
 from audit.models import FetchStatus, Result, ResultScene  # noqa: E402
 from audit.serializers import ResultItemSerializer  # noqa: E402
+from benchmarks.common import ensure_rows  # noqa: E402
 from moderation_console.celery import app as celery_app  # noqa: E402
 
 BATCH = 100
@@ -161,14 +161,6 @@ def queue_purge() -> None:
         return
     with celery_app.connection_for_write() as conn:
         conn.default_channel.queue_purge(celery_app.conf.task_default_queue)
-
-
-def ensure_rows(wanted: int) -> int:
-    have = Result.objects.count()
-    if have < wanted:
-        print(f"seeding {wanted - have} results (have {have}) ...", flush=True)
-        call_command("seed_demo", count=wanted - have, no_accounts=True)
-    return Result.objects.count()
 
 
 def run(*, batches: int, ensure: int, warmup: int = 3) -> dict:

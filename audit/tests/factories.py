@@ -56,7 +56,7 @@ def image_bytes(size=(64, 48), fmt="JPEG", color=(200, 30, 30)) -> bytes:
 
 
 def user_in(group: str, **fields):
-    """A user in the Reviewer or Admin group (both made by migration audit/0003_groups)."""
+    """A user in the Reviewer or Admin group (both made by migration audit/0002_groups)."""
     from django.contrib.auth.models import Group
 
     user = UserFactory(**fields)

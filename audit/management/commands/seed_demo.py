@@ -117,7 +117,7 @@ class DemoAccount:
     password_env: str
     default_password: str | None  # None: no password, the account uses its API token
     staff: bool
-    group: str | None  # the role, see audit/migrations/0003_groups.py
+    group: str | None  # the role, see audit/migrations/0002_groups.py
     permissions: tuple[str, ...]
 
 

@@ -21,7 +21,7 @@ def remove_groups(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("audit", "0002_decisions"),
+        ("audit", "0001_initial"),
         ("policies", "0002_default_policy"),
         ("authtoken", "0004_alter_tokenproxy_options"),
         ("auth", "0012_alter_user_first_name_max_length"),

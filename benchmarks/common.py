@@ -1,0 +1,32 @@
+"""What the benchmarks share (imported after django.setup())."""
+
+import statistics
+import time
+
+from django.core.management import call_command
+
+from audit.models import Result
+
+
+def ensure_rows(wanted: int) -> int:
+    """Seed demo results until the store holds `wanted` (never removes any)."""
+    have = Result.objects.count()
+    if have < wanted:
+        print(f"seeding {wanted - have} results (have {have}) ...", flush=True)
+        call_command("seed_demo", count=wanted - have, no_accounts=True)
+    return Result.objects.count()
+
+
+def timed(call, repeat: int) -> list[float]:
+    """Seconds per call, after one untimed warm-up call."""
+    call()
+    seconds = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def median_ms(seconds: list[float]) -> float:
+    return statistics.median(seconds) * 1000
