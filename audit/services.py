@@ -312,7 +312,7 @@ def decision_record(
     with transaction.atomic():
         # Row locks serialize two reviewers deciding the same items; id order avoids deadlocks.
         results = list(
-            Result.objects.select_for_update()
+            Result.objects.select_for_update(of=("self",))
             .filter(task_id__in=task_ids)
             .order_by("id")
             .select_related("decided_by")

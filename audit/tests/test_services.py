@@ -10,7 +10,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from audit import services
-from audit.models import FetchStatus, MediaType, Result, ResultScene
+from audit.models import FetchStatus, MediaType, Result
 from audit.serializers import IngestSerializer
 from audit.tests.factories import ResultFactory, image_bytes
 
@@ -118,7 +118,7 @@ def test_a_failed_ingest_leaves_no_rows_and_no_files(monkeypatch, media_root):
     def fail(*args, **kwargs):
         raise DatabaseError("disk full")
 
-    monkeypatch.setattr(ResultScene.objects, "bulk_create", fail)
+    monkeypatch.setattr(services, "_scenes_insert", fail)  # after the results' INSERT
     with pytest.raises(DatabaseError):
         services.results_ingest(media_type=MediaType.IMAGE, biz_type="default", items=items)
     assert Result.objects.count() == 0

@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 
 from audit.models import Decision, Result
 from audit.tests.factories import ResultFactory, image_bytes
+from tests.browser.conftest import log_in
 
 pytestmark = pytest.mark.browser
 
@@ -145,3 +146,21 @@ def test_a_second_reviewer_is_told_who_decided_first(reviewer_page):
     expect(card(page, "c1")).to_contain_text("Already decided by olga")
     expect(page.locator("#status")).to_contain_text("already decided by someone else")
     assert Result.objects.get().suggestion == "block"
+
+
+def test_an_admin_policy_change_makes_pass_results_appear(page, transactional_db):
+    from audit.tests.factories import user_in
+
+    user_in("Admin", username="ada", is_staff=True)
+    text_result("machine-pass", 10, machine_suggestion="pass", suggestion="pass")
+    text_result("machine-review", 5)
+    log_in(page, "ada")
+    page.goto("/audit/?type=text")
+    expect(page.locator(".item")).to_have_count(1)
+    page.goto("/policies/default/")
+    page.locator("input[name=text_audit_range][value=pass]").check()
+    page.locator("form button[type=submit]").last.click()
+    expect(page.locator("body")).to_contain_text("Policy default saved")
+    page.goto("/audit/?type=text")
+    expect(page.locator(".item")).to_have_count(2)
+    expect(card(page, "machine-pass")).to_be_visible()
