@@ -14,9 +14,14 @@ class Segment:
 
 
 @dataclass(frozen=True)
-class FlaggedFrame:
+class VideoFrame:
     offset: float
     hits: list[dict]  # [{scene, label, rate, suggestion?}]
+
+    @property
+    def flags(self) -> list[dict]:
+        """The hits that flag something (the machine's "normal" labels left out)."""
+        return [hit for hit in self.hits if hit.get("label") != "normal"]
 
 
 def scene_rows(result: Result) -> list[dict]:
@@ -69,7 +74,7 @@ def _context_spans(text: str, context: dict, label: str) -> list[tuple[int, int,
     return spans
 
 
-def flagged_frames(result: Result) -> list[FlaggedFrame]:
+def video_frames(result: Result) -> list[VideoFrame]:
     """Video frames with their labels, from the frames list and the per-scene frame hits."""
     hits: dict[float, list[dict]] = {}
     for frame in result.frames or []:
@@ -84,7 +89,7 @@ def flagged_frames(result: Result) -> list[FlaggedFrame]:
                 "rate": frame.get("rate", scene["rate"]),
             }
             hits.setdefault(float(frame["offset"]), []).append(hit)
-    return [FlaggedFrame(offset, hits[offset]) for offset in sorted(hits)]
+    return [VideoFrame(offset, hits[offset]) for offset in sorted(hits)]
 
 
 def time_left(result: Result, now: datetime) -> timedelta:

@@ -88,9 +88,10 @@ def item_context(result: Result, now, urls: ItemUrls) -> dict:
             {
                 "offset": f.offset,
                 "hits": f.hits,
+                "flags": f.flags,
                 "url": urls.url("audit_media:frame", task_id, f.offset),
             }
-            for f in display.flagged_frames(result)
+            for f in display.video_frames(result)
         ]
     else:
         item["segments"] = display.text_segments(result.text, result.scene_results)

@@ -77,6 +77,11 @@
     if (!targets.length) return;
     const versions = {};
     targets.forEach((el) => { versions[el.dataset.taskId] = Number(el.dataset.version); });
+    // Move on at once, so a reviewer can keep typing while the decision is saved.
+    if (targets.length === 1 && targets[0] === focused) move(1);
+    targets.forEach((el) => { const box = el.querySelector(".select"); if (box) box.checked = false; });
+    if (selectAll) selectAll.checked = false;
+    updateSelection();
     say("Saving…");
     let response;
     try {
@@ -104,13 +109,10 @@
     let message = `${decidedCount} item${decidedCount === 1 ? "" : "s"} marked ${suggestion}.`;
     if (conflictCount) message += ` ${conflictCount} already decided by someone else: not changed.`;
     say(message, conflictCount > 0);
-    if (selectAll) selectAll.checked = false;
     updateSelection();
+    // The focused card may have been one of those replaced: focus its new element.
     const again = focusedId && itemsBox.querySelector(`.item[data-task-id="${CSS.escape(focusedId)}"]`);
-    if (again) {
-      focus(again);
-      if (targets.length === 1 && !conflictCount) move(1);
-    }
+    if (again) focus(again);
   }
 
   function replaceCards(cards) {

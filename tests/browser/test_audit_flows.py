@@ -164,3 +164,35 @@ def test_an_admin_policy_change_makes_pass_results_appear(page, transactional_db
     page.goto("/audit/?type=text")
     expect(page.locator(".item")).to_have_count(2)
     expect(card(page, "machine-pass")).to_be_visible()
+
+
+def test_an_image_queue_cleared_with_the_keyboard_alone(reviewer_page):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    page = reviewer_page
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
+    for i, colour in enumerate(colours):
+        name = default_storage.save(
+            f"results/k/{i}.png", ContentFile(image_bytes((80, 60), "PNG", colour))
+        )
+        ResultFactory(
+            task_id=f"i{i}",
+            media_type="image",
+            file=name,
+            fetch_status="done",
+            machine_suggestion=["review", "block", "review"][i],
+            created_at=timezone.now() - timedelta(minutes=30 - i),
+        )
+    page.goto("/audit/")
+    expect(page.locator(".item.focused .media img")).to_have_js_property("naturalWidth", 80)
+    page.keyboard.press("g")  # grayscale on
+    expect(page.locator("#items")).to_have_class(re.compile("grayscale"))
+    page.keyboard.press("b")
+    page.keyboard.press("1")  # Porn
+    page.keyboard.press("p")
+    page.keyboard.press("b")
+    page.keyboard.press("4")  # Undesirable Scene
+    expect(card(page, "i2")).to_contain_text("Block · undesirable")
+    verdicts = dict(Result.objects.values_list("task_id", "label"))
+    assert verdicts == {"i0": "porn", "i1": "normal", "i2": "undesirable"}
