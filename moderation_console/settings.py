@@ -167,6 +167,13 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "REDOC_DIST": "SIDECAR",
+    # One name per choice set, instead of the generated Image56aEnum and the like.
+    "ENUM_NAME_OVERRIDES": {
+        "SuggestionEnum": "audit.models.Suggestion",
+        "MediaTypeEnum": "audit.models.MediaType",
+        "DecisionSuggestionEnum": ["pass", "block"],
+        "CategoryEnum": "policies.models.CATEGORY_CHOICES",
+    },
 }
 
 # Celery: with no broker configured, tasks run in-process so the demo needs no services.

@@ -13,6 +13,7 @@ CATEGORY_NAMES = {
     "spam": "Spam",
     "contraband": "Contraband",
 }
+CATEGORY_CHOICES = list(CATEGORY_NAMES.items())
 MEDIA_CATEGORIES = ["porn", "terrorism", "ad", "undesirable"]
 TEXT_CATEGORIES = ["porn", "terrorism", "ad", "abuse", "spam", "contraband"]
 DEFAULT_AUDIT_RANGE = [Suggestion.REVIEW.value, Suggestion.BLOCK.value]

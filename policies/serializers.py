@@ -8,7 +8,7 @@ from rest_framework import serializers
 from audit.models import MediaType, Suggestion
 from audit.serializers import StrictCharField
 from policies import services
-from policies.models import CATEGORY_NAMES
+from policies.models import CATEGORY_CHOICES
 
 # Where each service field sits in the API body, for error messages.
 API_PATHS = {
@@ -28,21 +28,17 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
-@extend_schema_field(
-    {"type": "array", "items": {"type": "string", "enum": Suggestion.values}, "uniqueItems": True}
-)
+@extend_schema_field(serializers.ListField(child=serializers.ChoiceField(Suggestion.choices)))
 class SuggestionListField(serializers.ListField):
     child = StrictCharField(max_length=64)
 
 
 @extend_schema_field(
-    {
-        "type": "array",
-        "items": {"type": "string", "enum": list(CATEGORY_NAMES)},
-        "uniqueItems": True,
-        "minItems": 1,
-        "maxItems": services.MAX_CATEGORIES,
-    }
+    serializers.ListField(
+        child=serializers.ChoiceField(CATEGORY_CHOICES),
+        min_length=1,
+        max_length=services.MAX_CATEGORIES,
+    )
 )
 class CategoryListField(serializers.ListField):
     child = StrictCharField(max_length=64)

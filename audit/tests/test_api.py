@@ -323,3 +323,10 @@ def test_schema_and_docs_are_served(client, admin_client):
     assert schema.status_code == 200
     assert "/api/v1/results" in schema.content.decode()
     assert admin_client.get("/api/docs/").status_code == 200
+
+
+def test_the_openapi_schema_is_valid_and_warning_free(tmp_path):
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "s.yml"))
+    assert "/api/v1/results/mark" in (tmp_path / "s.yml").read_text()
