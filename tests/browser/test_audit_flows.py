@@ -98,8 +98,7 @@ def test_clicking_an_item_opens_its_detail(reviewer_page, settings):
     card(page, "img1").locator("a.media").click()
     expect(page).to_have_url(re.compile(r"/audit/items/img1/"))
     expect(page.locator("table.plain").first).to_contain_text("sexy")
-    natural_width = page.locator(".full img").evaluate("img => img.naturalWidth")
-    assert natural_width == 64
+    expect(page.locator(".full img")).to_have_js_property("naturalWidth", 64)
 
 
 def test_a_queue_of_mixed_items_cleared_with_the_keyboard_alone(reviewer_page):
