@@ -9,13 +9,13 @@ results' original URLs.
 import logging
 import re
 
-from django.contrib.auth.decorators import login_required, permission_required
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_safe
 
 from audit import thumbnails
+from audit.access import signed_in_with
 from audit.models import MediaType, Result
 
 logger = logging.getLogger(__name__)
@@ -42,24 +42,21 @@ _OFFSET = re.compile(r"\d{1,6}(\.\d{1,20})?")
 _RANGE = re.compile(r"bytes=(\d{0,18})-(\d{0,18})", re.IGNORECASE)
 
 
-@login_required
-@permission_required("audit.view_result", raise_exception=True)
+@signed_in_with("audit.view_result")
 @require_safe
 def result_thumb(request, task_id: str):
     result = _result_get(task_id, MediaType.IMAGE)
     return _jpeg_response(thumbnails.thumbnail_name(result))
 
 
-@login_required
-@permission_required("audit.view_result", raise_exception=True)
+@signed_in_with("audit.view_result")
 @require_safe
 def result_poster(request, task_id: str):
     result = _result_get(task_id, MediaType.VIDEO)
     return _jpeg_response(thumbnails.poster_name(result))
 
 
-@login_required
-@permission_required("audit.view_result", raise_exception=True)
+@signed_in_with("audit.view_result")
 @require_safe
 def result_frame(request, task_id: str, offset: str):
     if not _OFFSET.fullmatch(offset):
@@ -68,8 +65,7 @@ def result_frame(request, task_id: str, offset: str):
     return _jpeg_response(thumbnails.frame_name(result, float(offset)))
 
 
-@login_required
-@permission_required("audit.view_result", raise_exception=True)
+@signed_in_with("audit.view_result")
 @require_safe
 def result_file(request, task_id: str):
     """The stored file, with single byte ranges so that a <video> can seek."""

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.static import serve
 
 from audit import display, selectors, services
+from audit.access import signed_in_with
 from audit.forms import QueueFilterForm
 from audit.models import DecisionChannel, MediaType, Result
 from policies import selectors as policy_selectors
@@ -103,8 +104,7 @@ def categories_for(biz_type: str, media_type: str) -> list[tuple[str, str]]:
     return [(key, CATEGORY_NAMES.get(key, key)) for key in policy.categories(media_type)]
 
 
-@login_required
-@permission_required("audit.view_result", raise_exception=True)
+@signed_in_with("audit.view_result")
 @require_GET
 def queue(request):
     form = QueueFilterForm(request.GET)
@@ -130,15 +130,13 @@ def queue(request):
     return render(request, "audit/queue.html", context)
 
 
-@login_required
-@permission_required("audit.view_result", raise_exception=True)
+@signed_in_with("audit.view_result")
 @require_GET
 def counts(request):
     return JsonResponse(selectors.queue_counts())
 
 
-@login_required
-@permission_required("audit.view_result", raise_exception=True)
+@signed_in_with("audit.view_result")
 @require_GET
 def detail(request, task_id: str):
     result = Result.objects.select_related("decided_by").filter(task_id=task_id).first()
@@ -155,8 +153,7 @@ def detail(request, task_id: str):
     return render(request, "audit/detail.html", context)
 
 
-@login_required
-@permission_required("audit.add_decision", raise_exception=True)
+@signed_in_with("audit.add_decision")
 @require_POST
 def decide(request):
     """Pass or Block from the Audit page: JSON in, the re-rendered cards out."""

@@ -1,23 +1,21 @@
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
+from audit.access import signed_in_with
 from policies import selectors, services
 from policies.forms import PolicyCreateForm, PolicyForm
 from policies.models import DEFAULT_BIZ_TYPE, Policy
 
 
-@login_required
-@permission_required("policies.view_policy", raise_exception=True)
+@signed_in_with("policies.view_policy")
 @require_http_methods(["GET", "HEAD"])
 def policy_list(request):
     return render(request, "policies/list.html", {"policies": selectors.policy_list()})
 
 
-@login_required
-@permission_required("policies.view_policy", raise_exception=True)
+@signed_in_with("policies.view_policy")
 @require_http_methods(["GET", "HEAD", "POST"])
 def policy_detail(request, biz_type: str):
     policy = get_object_or_404(Policy.objects.select_related("updated_by"), biz_type=biz_type)
@@ -33,8 +31,7 @@ def policy_detail(request, biz_type: str):
     return render(request, "policies/detail.html", _detail_context(policy, form))
 
 
-@login_required
-@permission_required(["policies.add_policy", "policies.change_policy"], raise_exception=True)
+@signed_in_with(["policies.add_policy", "policies.change_policy"])
 @require_http_methods(["GET", "HEAD", "POST"])
 def policy_create(request):
     # A new policy starts as a copy of the default one.
