@@ -199,6 +199,22 @@ def test_malformed_json_is_rejected(client):
             {"type": "text", "data": [text_item(results=[scene("antispam", "ad", "block", "x")])]},
             ("data", 0, "results", 0, "rate"),
         ),
+        (
+            {"type": "text", "data": [text_item(results=[scene("antispam", "ad", "block", True)])]},
+            ("data", 0, "results", 0, "rate"),
+        ),
+        (
+            {"type": "text", "data": [text_item(results=[scene("antispam", "ad", "block", "50")])]},
+            ("data", 0, "results", 0, "rate"),
+        ),
+        (
+            {"type": "text", "data": [text_item(results=[scene("antispam", "a b", "block", 5)])]},
+            ("data", 0, "results", 0, "label"),
+        ),
+        (
+            {"type": "text", "data": [text_item(results=[{**scene("antispam"), "extra": 1}] * 21)]},
+            ("data", 0, "results"),
+        ),
         ({"type": "text", "data": [text_item(results=[])]}, ("data", 0, "results")),
         ({"type": "text", "data": [text_item(taskId="bad id!")]}, ("data", 0, "taskId")),
         ({"type": "text", "data": [text_item(content="x" * 10_001)]}, ("data", 0, "content")),
