@@ -42,6 +42,16 @@ def eager_celery():
     celery_app.conf.task_always_eager = previous
 
 
+@pytest.fixture(autouse=True)
+def fresh_hash_indexes():
+    """The in-memory PDQ indexes outlive a test's rolled-back rows: start each test empty."""
+    from samples import index
+
+    index.clear_indexes()
+    yield
+    index.clear_indexes()
+
+
 @pytest.fixture
 def db_vendor() -> str:
     return connection.vendor

@@ -3,7 +3,15 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from audit import services
-from audit.models import Decision, DecisionChannel, DecisionItem, Result, ResultScene
+from audit.models import (
+    Decision,
+    DecisionChannel,
+    DecisionItem,
+    DecisionTarget,
+    Result,
+    ResultFingerprint,
+    ResultScene,
+)
 from audit.paginators import EstimatedCountPaginator
 from policies.models import CATEGORY_NAMES
 
@@ -189,6 +197,8 @@ class DecisionAdmin(admin.ModelAdmin):
         "suggestion",
         "label",
         "item_count",
+        "propagation",
+        "changed_count",
         "note",
     )
     list_filter = ("suggestion", "label", "channel")
@@ -207,6 +217,12 @@ class DecisionAdmin(admin.ModelAdmin):
         "note",
         "item_count",
         "created_at",
+        "propagation",
+        "propagated_at",
+        "propagation_attempts",
+        "changed_count",
+        "changed_task_ids",
+        "samples_added",
     )
 
     def has_add_permission(self, request) -> bool:
@@ -241,5 +257,30 @@ class ResultSceneAdmin(admin.ModelAdmin):
     list_select_related = ("result",)
     raw_id_fields = ("result",)
     ordering = ("-id",)
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+
+
+@admin.register(DecisionTarget)
+class DecisionTargetAdmin(admin.ModelAdmin):
+    list_display = ("decision", "task_id", "matched_by", "distance", "previous_suggestion")
+    search_fields = ("=task_id",)
+    raw_id_fields = ("decision", "result")
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ResultFingerprint)
+class ResultFingerprintAdmin(admin.ModelAdmin):
+    list_display = ("result", "kind", "key", "quality", "form")
+    list_filter = ("kind",)
+    raw_id_fields = ("result",)
+    list_select_related = ("result",)
     paginator = EstimatedCountPaginator
     show_full_result_count = False

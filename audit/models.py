@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.db import models
 
+from samples.fingerprint_base import FingerprintFields
+
 
 class MediaType(models.TextChoices):
     IMAGE = "image"
@@ -158,10 +160,25 @@ class ResultScene(models.Model):
         return f"{self.scene}:{self.label} {self.suggestion} {self.rate}"
 
 
+class ResultFingerprint(FingerprintFields):
+    """A fingerprint of a result, for finding similar results when a decision propagates."""
+
+    result = models.ForeignKey(Result, on_delete=models.CASCADE, related_name="fingerprints")
+
+    class Meta:
+        indexes = [models.Index(fields=["kind", "key"], name="resultfp_key_idx")]
+
+
 class DecisionChannel(models.TextChoices):
     CONSOLE = "console"
     API = "api", "API"
     ADMIN = "admin"
+
+
+class PropagationState(models.TextChoices):
+    PENDING = "pending"
+    DONE = "done"
+    SKIPPED = "skipped", "Skipped (policy)"
 
 
 class Decision(models.Model):
@@ -176,6 +193,25 @@ class Decision(models.Model):
     note = models.TextField(blank=True)
     item_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Propagation to similar results is recorded here in the decision's own transaction, so
+    # it survives a broker that loses the task (beat re-sends what is still pending).
+    propagation = models.CharField(
+        max_length=7, choices=PropagationState.choices, default=PropagationState.PENDING
+    )
+    propagated_at = models.DateTimeField(null=True, blank=True)
+    propagation_attempts = models.PositiveSmallIntegerField(default=0)
+    changed_count = models.PositiveIntegerField(default=0)
+    changed_task_ids = models.JSONField(default=list, blank=True)
+    samples_added = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(propagation="pending"),
+                name="decision_pending_idx",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"#{self.id} {self.suggestion} {self.label}"
@@ -203,3 +239,24 @@ class DecisionItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.decision_id}: {self.task_id}"
+
+
+class DecisionTarget(models.Model):
+    """A result a decision changed by propagation; unique, so a second run changes nothing."""
+
+    decision = models.ForeignKey(Decision, on_delete=models.CASCADE, related_name="targets")
+    result = models.ForeignKey(
+        Result, null=True, on_delete=models.SET_NULL, related_name="decision_targets"
+    )
+    task_id = models.CharField(max_length=64)
+    distance = models.PositiveSmallIntegerField(default=0)
+    matched_by = models.CharField(max_length=16, blank=True)
+    previous_suggestion = models.CharField(max_length=6, choices=Suggestion.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["decision", "task_id"], name="decisiontarget_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.decision_id} -> {self.task_id}"

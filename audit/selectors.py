@@ -7,7 +7,7 @@ from django.core.cache import cache
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from audit.models import DecisionItem, MediaType, Result, ResultScene
+from audit.models import DecisionItem, DecisionTarget, MediaType, Result, ResultScene
 from audit.pagination import Cursor, keyset_page
 from policies import selectors as policy_selectors
 
@@ -104,4 +104,25 @@ def result_history(result: Result) -> list[DecisionItem]:
         DecisionItem.objects.filter(task_id=result.task_id)
         .select_related("decision__reviewer")
         .order_by("-decision__created_at", "-id")
+    )
+
+
+def result_similar(result: Result, limit: int = 50) -> list[tuple[Result, object]]:
+    """The results a decision on `result` would reach, with how each matched (a preview for
+    the detail page; the propagation runs the same matcher)."""
+    from samples import matching
+
+    if not result.fingerprints.exists():
+        return []
+    matches = matching.results_similar(result)[:limit]
+    rows = Result.objects.select_related("decided_by").in_bulk([m.id for m in matches])
+    return [(rows[m.id], m) for m in matches if m.id in rows]
+
+
+def result_touched(result: Result) -> list[DecisionTarget]:
+    """What the decisions made on `result` changed by propagation."""
+    return list(
+        DecisionTarget.objects.filter(decision__items__task_id=result.task_id)
+        .select_related("decision")
+        .order_by("-decision_id", "task_id")[:200]
     )

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from audit import fetch, media, tasks
@@ -18,14 +18,19 @@ from audit.models import (
     SUGGESTION_SEVERITY,
     Decision,
     DecisionItem,
+    DecisionTarget,
     FetchStatus,
     MediaType,
+    PropagationState,
     Result,
+    ResultFingerprint,
     ResultScene,
     Suggestion,
     VerdictSource,
 )
 from policies import selectors as policy_selectors
+from samples import matching
+from samples import services as sample_services
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +93,11 @@ def _results_ingest_once(*, media_type, biz_type, items) -> list[Ingested]:
             to_fetch = [row.id for row, _ in new_rows if row.fetch_status == FetchStatus.PENDING]
             if to_fetch:
                 transaction.on_commit(lambda: tasks.results_fetch.delay(to_fetch))
+            # Texts and inline images have their content now; fetched media get theirs after
+            # the fetch. Out of the request: hashing is the worker's job.
+            to_hash = [row.id for row, _ in new_rows if row.text or row.file]
+            if to_hash:
+                transaction.on_commit(lambda: tasks.results_fingerprint.delay(to_hash))
     except Exception:
         for name in saved_files:
             default_storage.delete(name)
@@ -182,6 +192,8 @@ def result_fetch(*, result_id: int) -> None:
     )
     if not updated:  # another run finished first and stored its own copy
         default_storage.delete(stored["file"])
+        return
+    results_fingerprint(result_ids=[result.id])
 
 
 def _media_fetch_and_store(result: Result) -> dict:
@@ -355,6 +367,9 @@ def decision_record(
             decision=decision,
             version=F("version") + 1,
         )
+        # The decision row itself says propagation is pending, so a lost message only
+        # delays it: beat re-sends (decisions_propagate_pending).
+        transaction.on_commit(lambda: tasks.decision_propagate.delay(decision.id))
     decided = list(
         Result.objects.filter(id__in=[r.id for r in targets])
         .select_related("decided_by")
@@ -412,4 +427,124 @@ def _conflict(result: Result) -> Conflict:
         decided_at=result.decided_at,
         suggestion=result.suggestion,
         label=result.label,
+    )
+
+
+# Propagation: a decision teaches similar results and the sample libraries ------------------
+
+PROPAGATION_RESEND_AFTER = timedelta(seconds=60)
+
+
+def decision_propagate(*, decision_id: int) -> None:
+    """Give the decision's verdict to every similar result and teach the sample libraries.
+
+    All of it in one transaction with the decision row locked: a worker that dies midway
+    leaves nothing half-applied and the redelivered task does it all; a second run finds the
+    decision done and changes nothing.
+    """
+    with transaction.atomic():
+        decision = Decision.objects.select_for_update().filter(id=decision_id).first()
+        if decision is None or decision.propagation != PropagationState.PENDING:
+            return
+        decided = list(
+            Result.objects.filter(decision_items__decision=decision).prefetch_related(
+                "fingerprints"
+            )
+        )
+        for result in decided:
+            fingerprints_ensure(result)
+        targets = _propagation_targets(decision, decided)
+        changed = _propagation_apply(decision, targets)
+        learned = [
+            outcome
+            for result in decided
+            if (outcome := sample_services.sample_learn(result=result, decision=decision))
+        ]
+        decision.propagation = PropagationState.DONE
+        decision.propagated_at = timezone.now()
+        decision.propagation_attempts = F("propagation_attempts") + 1
+        decision.changed_count = len(changed)
+        decision.changed_task_ids = changed[:1000]
+        decision.samples_added = learned
+        decision.save()
+
+
+def _propagation_targets(decision: Decision, decided: list[Result]) -> dict[int, matching.Match]:
+    targets: dict[int, matching.Match] = {}
+    decided_ids = {r.id for r in decided}
+    for result in decided:
+        policy = policy_selectors.policy_for(result.biz_type)
+        if not policy.propagate:
+            continue
+        for match in matching.results_similar(result):
+            if match.id not in decided_ids and (
+                match.id not in targets or match.distance < targets[match.id].distance
+            ):
+                targets[match.id] = match
+    return targets
+
+
+def _propagation_apply(decision: Decision, targets: dict[int, matching.Match]) -> list[str]:
+    """Update the targets a human didn't decide directly and no later decision reached."""
+    rows = list(
+        Result.objects.select_for_update(of=("self",))
+        .filter(id__in=list(targets))
+        .exclude(verdict_source=VerdictSource.HUMAN)
+        .filter(Q(decision__isnull=True) | Q(decision_id__lt=decision.id))
+        .order_by("id")
+    )
+    if not rows:
+        return []
+    DecisionTarget.objects.bulk_create(
+        [
+            DecisionTarget(
+                decision=decision,
+                result=r,
+                task_id=r.task_id,
+                distance=targets[r.id].distance,
+                matched_by=targets[r.id].matched_by,
+                previous_suggestion=r.suggestion,
+            )
+            for r in rows
+        ],
+        ignore_conflicts=True,
+    )
+    Result.objects.filter(id__in=[r.id for r in rows]).update(
+        suggestion=decision.suggestion,
+        label=decision.label,
+        verdict_source=VerdictSource.PROPAGATED,
+        reviewed=True,
+        decided_by=decision.reviewer,
+        decided_at=timezone.now(),
+        decision=decision,
+        version=F("version") + 1,
+    )
+    return [r.task_id for r in rows]
+
+
+def fingerprints_ensure(result: Result) -> None:
+    """Compute a result's fingerprints if it has none yet (and its media is there)."""
+    if result.fingerprints.exists():
+        return
+    try:
+        rows = matching.result_rows(result)
+    except media.MediaError as error:
+        logger.warning("result %s: no fingerprints: %s", result.id, error)
+        return
+    ResultFingerprint.objects.bulk_create(ResultFingerprint(result=result, **row) for row in rows)
+
+
+def results_fingerprint(*, result_ids: list[int]) -> None:
+    for result in Result.objects.filter(id__in=result_ids):
+        with transaction.atomic():
+            fingerprints_ensure(result)
+
+
+def decisions_propagate_pending() -> list[int]:
+    """Decisions whose propagation is still pending after a while: their task was lost."""
+    cutoff = timezone.now() - PROPAGATION_RESEND_AFTER
+    return list(
+        Decision.objects.filter(propagation=PropagationState.PENDING, created_at__lt=cutoff)
+        .order_by("id")
+        .values_list("id", flat=True)[:500]
     )

@@ -1,4 +1,5 @@
 from celery import shared_task
+from django.db import OperationalError
 
 from audit import services
 
@@ -29,3 +30,26 @@ def results_fetch_stale() -> None:
 @shared_task(ignore_result=True)
 def results_purge() -> int:
     return services.results_purge()
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def decision_propagate(decision_id: int) -> None:
+    services.decision_propagate(decision_id=decision_id)
+
+
+@shared_task(ignore_result=True)
+def decisions_propagate_pending() -> None:
+    for decision_id in services.decisions_propagate_pending():
+        decision_propagate.delay(decision_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def results_fingerprint(result_ids: list[int]) -> None:
+    services.results_fingerprint(result_ids=result_ids)

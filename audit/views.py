@@ -147,6 +147,8 @@ def detail(request, task_id: str):
         "item": item,
         **item,
         "history": selectors.result_history(result),
+        "similar": selectors.result_similar(result),
+        "touched": selectors.result_touched(result),
         "categories": categories_for(result.biz_type, result.media_type),
         "can_decide": request.user.has_perm("audit.add_decision"),
     }

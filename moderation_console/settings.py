@@ -188,6 +188,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_BEAT_SCHEDULE = {
     "results-purge": {"task": "audit.tasks.results_purge", "schedule": timedelta(hours=1)},
+    "decisions-propagate-pending": {
+        "task": "audit.tasks.decisions_propagate_pending",
+        "schedule": timedelta(seconds=30),
+    },
     "results-fetch-stale": {
         "task": "audit.tasks.results_fetch_stale",
         "schedule": timedelta(minutes=5),
@@ -199,5 +203,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "faiss.loader": {"level": "WARNING"},  # which CPU build it picked, at every start
+    },
 }

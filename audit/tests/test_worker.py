@@ -61,3 +61,45 @@ def test_an_ingested_image_url_is_fetched_by_the_worker(celery_worker, media_ser
     result = Result.objects.get(task_id="worker-1")
     assert result.fetch_status == FetchStatus.DONE, result.fetch_error
     assert (result.width, result.height) == (40, 30)
+
+
+@pytest.mark.celery_worker
+@pytest.mark.django_db(transaction=True)
+def test_a_decision_on_the_audit_page_propagates_through_the_worker(celery_worker, client):
+    from audit.tests.factories import user_in
+    from samples.models import Sample
+
+    _, token = api_client_user()
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    scene = {"scene": "antispam", "label": "ad", "suggestion": "review", "rate": 80}
+    body = {
+        "type": "text",
+        "data": [
+            {
+                "taskId": "a",
+                "content": "Cheap watches at shop.example, call +1 555 0104",
+                "results": [scene],
+            },
+            {
+                "taskId": "a2",
+                "content": "CHEAP wаtches at shop.example!! call +1 555 0199",
+                "results": [scene],
+            },
+        ],
+    }
+    assert api.post("/api/v1/results", body, format="json").status_code == 201
+    assert wait_for(
+        lambda: Result.objects.filter(fingerprints__isnull=False).distinct().count() == 2
+    )
+    client.force_login(user_in("Reviewer", username="rita"))
+    response = client.post(
+        "/audit/decide",
+        {"taskIds": ["a"], "suggestion": "block", "label": "spam", "versions": {"a": 0}},
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+    assert wait_for(lambda: Result.objects.get(task_id="a2").verdict_source == "propagated")
+    copy = Result.objects.get(task_id="a2")
+    assert (copy.suggestion, copy.label, copy.decided_by.username) == ("block", "spam", "rita")
+    assert Sample.objects.get().library.label == "spam"

@@ -1,0 +1,30 @@
+"""The shape of a fingerprint row, shared by results (audit) and samples. Kept apart from
+samples.models so that audit.models can use it without importing the samples app's models."""
+
+from django.db import models
+
+
+class FingerprintKind(models.TextChoices):
+    """One row per fingerprint, so a new kind needs no schema change (see shared/DESIGN.md)."""
+
+    IMAGE_EXACT = "image_exact", "Image: exact pixels"
+    PDQ = "pdq", "Image: PDQ"
+    PDQ_VARIANT = "pdq_variant", "Image: PDQ of a flipped or rotated form"
+    TEXT_EXACT = "text_exact", "Text: normalized exact"
+    TEXT_BAND = "text_band", "Text: MinHash band"
+    VIDEO_FILE = "video_file", "Video: file hash"
+    VIDEO_FRAME = "video_frame", "Video: PDQ of a frame"
+
+
+class FingerprintFields(models.Model):
+    """The columns every fingerprint row has: a `key` to look up in the database (a hash
+    prefix or band key) and/or a 256-bit `code` for Hamming search in memory."""
+
+    kind = models.CharField(max_length=12, choices=FingerprintKind.choices)
+    key = models.BigIntegerField(null=True, blank=True)
+    code = models.BinaryField(max_length=32, null=True, blank=True)
+    quality = models.PositiveSmallIntegerField(null=True, blank=True)
+    form = models.CharField(max_length=12, blank=True)  # which dihedral form a variant is
+
+    class Meta:
+        abstract = True
