@@ -1,15 +1,17 @@
+import uuid
+
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, permissions, serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit import services
+from audit import scanning, services
 from audit.api_errors import RequestTooLarge
 from audit.filters import ResultFilter
-from audit.models import DecisionChannel, Result
+from audit.models import DecisionChannel, MediaType, Result
 from audit.pagination import KeysetPagination
 from audit.serializers import (
     IngestedSerializer,
@@ -17,6 +19,7 @@ from audit.serializers import (
     MarkResultSerializer,
     MarkSerializer,
     ResultSerializer,
+    ScanSerializer,
 )
 
 ERROR = inline_serializer(
@@ -155,3 +158,69 @@ class ResultMark(APIView):
         }
         data = MarkResultSerializer(body, context={"request": request}).data
         return Response(data, status=status.HTTP_200_OK if ok else status.HTTP_409_CONFLICT)
+
+
+class ScanPermission(permissions.BasePermission):
+    """Scanning stores results: it needs audit.add_result."""
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.has_perm("audit.add_result"))
+
+
+class ResultScan(APIView):
+    permission_classes = [permissions.IsAuthenticated, ScanPermission]
+
+    @extend_schema(
+        summary="Moderate images, texts or videos (Alibaba v1 scan shape)",
+        description=(
+            "`type` is image, text or video. Each task is answered from the sample libraries "
+            "first (a block sample answers block with the label `customized`; a pass sample, "
+            "pass), otherwise from `results` an upstream engine sent along, otherwise by the "
+            "keyword library (texts) or `review` (images and videos: no built-in model). "
+            "Every task is stored like an ingested result; items to review reach the Audit "
+            "page. Image URLs are fetched in the request with the same guards as ingest."
+        ),
+        request=ScanSerializer,
+        responses={
+            200: OpenApiResponse(description="v1: {code, msg, requestId, data[]}"),
+            400: ERROR,
+        },
+    )
+    def post(self, request, media_type: str):
+        if media_type not in MediaType.values:
+            raise NotFound("Scan image, text or video.")
+        incoming = ScanSerializer(data=request.data, context={"media_type": media_type})
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        scanned = scanning.results_scan(
+            media_type=media_type,
+            biz_type=data["biz_type"],
+            scenes=data["scenes"],
+            items=data["tasks"],
+        )
+        return Response(
+            {
+                "code": 200,
+                "msg": "OK",
+                "requestId": uuid.uuid4().hex,
+                "data": [_scan_answer(s) for s in scanned],
+            }
+        )
+
+
+def _scan_answer(scanned: scanning.Scanned) -> dict:
+    if scanned.result is None:
+        return {"code": 400, "msg": scanned.error, "dataId": scanned.data_id}
+    result = scanned.result
+    answer = {
+        "code": 200,
+        "msg": "OK",
+        "dataId": result.data_id,
+        "taskId": result.task_id,
+        "results": result.scene_results,
+    }
+    if result.url:
+        answer["url"] = result.url
+    if result.media_type == MediaType.TEXT:
+        answer["content"] = result.text
+    return answer

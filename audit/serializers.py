@@ -354,3 +354,38 @@ class MarkResultSerializer(serializers.Serializer):
     decisionId = serializers.IntegerField(allow_null=True)
     decided = ResultSerializer(many=True)
     conflicts = ConflictSerializer(many=True)
+
+
+class ScanTaskSerializer(ResultItemSerializer):
+    """A task of a scan request: like an ingested item, but the verdict is ours to give;
+    `results` from an upstream engine may come along."""
+
+    results = SceneResultsField(required=False)
+
+
+class ScanSerializer(serializers.Serializer):
+    bizType = StrictRegexField(
+        BIZ_TYPE_PATTERN, source="biz_type", required=False, default="default"
+    )
+    scenes = serializers.ListField(
+        child=StrictCharField(max_length=16), min_length=1, max_length=10
+    )
+    tasks = serializers.ListField(
+        child=serializers.DictField(), min_length=1, max_length=settings.RESULTS_MAX_ITEMS
+    )
+
+    def validate_scenes(self, scenes: list[str]) -> list[str]:
+        allowed = SCENES[self.context["media_type"]]
+        unknown = [s for s in scenes if s not in allowed]
+        if unknown:
+            raise serializers.ValidationError(
+                f"Unknown scenes {', '.join(unknown)}; expected some of: {', '.join(allowed)}."
+            )
+        return list(dict.fromkeys(scenes))
+
+    def validate(self, attrs: dict) -> dict:
+        tasks = ScanTaskSerializer(data=attrs["tasks"], many=True, context=self.context)
+        if not tasks.is_valid():
+            raise serializers.ValidationError({"tasks": tasks.errors})
+        attrs["tasks"] = tasks.validated_data
+        return attrs

@@ -11,6 +11,7 @@ from audit.views import media_serve
 api_v1 = [
     path("results", audit_api.ResultListCreate.as_view(), name="results"),
     path("results/mark", audit_api.ResultMark.as_view(), name="results-mark"),
+    path("scan/<str:media_type>", audit_api.ResultScan.as_view(), name="scan"),
     path("results/<str:task_id>", audit_api.ResultDetail.as_view(), name="result-detail"),
 ]
 

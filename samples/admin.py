@@ -2,7 +2,14 @@ from django.contrib import admin, messages
 
 from audit.paginators import EstimatedCountPaginator
 from samples import services
-from samples.models import Sample, SampleEvent, SampleFingerprint, SampleLibrary, SampleOrigin
+from samples.models import (
+    Keyword,
+    Sample,
+    SampleEvent,
+    SampleFingerprint,
+    SampleLibrary,
+    SampleOrigin,
+)
 
 
 @admin.register(SampleLibrary)
@@ -92,3 +99,11 @@ class SampleEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(Keyword)
+class KeywordAdmin(admin.ModelAdmin):
+    list_display = ("text", "label", "suggestion", "enabled", "created_at")
+    list_filter = ("suggestion", "enabled", "label")
+    list_editable = ("enabled",)
+    search_fields = ("text",)

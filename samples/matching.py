@@ -194,9 +194,9 @@ def _images_similar(store, rows, text, distance, fresh) -> dict[int, Match]:
     for row in rows:
         if row["kind"] not in (Kind.PDQ, Kind.PDQ_VARIANT):
             continue
-        limit = fingerprints.pdq_threshold(row["quality"] or 0, distance)
+        limit = fingerprints.pdq_threshold(row.get("quality") or 0, distance)
         for owner, bits in searcher.search(row["code"], limit, fresh=fresh):
-            _keep_best(matches, Match(owner, bits, row["form"] or "pdq"))
+            _keep_best(matches, Match(owner, bits, row.get("form") or "pdq"))
     return matches
 
 
@@ -225,7 +225,7 @@ def _videos_similar(store, rows, text, distance, fresh) -> dict[int, Match]:
     hits: dict[int, set[int]] = {}
     best: dict[int, int] = {}
     for n, row in enumerate(frames):
-        limit = fingerprints.pdq_threshold(row["quality"] or 0, distance)
+        limit = fingerprints.pdq_threshold(row.get("quality") or 0, distance)
         for owner, bits in searcher.search(row["code"], limit, fresh=fresh):
             hits.setdefault(owner, set()).add(n)
             best[owner] = min(best.get(owner, bits), bits)

@@ -102,3 +102,24 @@ class SampleEvent(models.Model):
 
     def __str__(self) -> str:
         return f"sample {self.sample_id_value} {self.action}"
+
+
+class Keyword(models.Model):
+    """A word or phrase of the built-in text engine: a text containing it (after the same
+    normalization as matching: look-alike letters, full-width forms, spacing) is flagged."""
+
+    text = models.CharField(max_length=200)
+    label = models.CharField(max_length=64, help_text="The category, e.g. ad, abuse, contraband.")
+    suggestion = models.CharField(
+        max_length=6,
+        choices=[(Suggestion.BLOCK, "Block"), (Suggestion.REVIEW, "Review")],
+        default=Suggestion.REVIEW,
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["text"], name="keyword_text_unique")]
+
+    def __str__(self) -> str:
+        return self.text

@@ -44,3 +44,14 @@ def media_server(settings):
     server = MediaServer()
     yield server
     server.close()
+
+
+@pytest.fixture
+def run_on_commit(django_capture_on_commit_callbacks):
+    """Run what would follow each commit (tasks, in-process) as a worker would."""
+
+    def run(call, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return call(*args, **kwargs)
+
+    return run

@@ -18,17 +18,6 @@ SPAM_COPY = "CHEAP wаtches at shop.example!! call +1 555 0199 now"  # Cyrillic 
 OTHER = "See you at the match on Saturday, bring the blue scarf"
 
 
-@pytest.fixture
-def run_on_commit(django_capture_on_commit_callbacks):
-    """Run what would follow each commit (tasks, in-process) as a worker would."""
-
-    def run(call, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return call(*args, **kwargs)
-
-    return run
-
-
 def ingest(run_on_commit, media_type, items, biz_type="default"):
     serializer = IngestSerializer(data={"type": media_type, "bizType": biz_type, "data": items})
     assert serializer.is_valid(), serializer.errors

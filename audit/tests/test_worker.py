@@ -103,3 +103,13 @@ def test_a_decision_on_the_audit_page_propagates_through_the_worker(celery_worke
     copy = Result.objects.get(task_id="a2")
     assert (copy.suggestion, copy.label, copy.decided_by.username) == ("block", "spam", "rita")
     assert Sample.objects.get().library.label == "spam"
+    # From then on the moderation API answers with the decision for another variant.
+    scan = {
+        "scenes": ["antispam"],
+        "tasks": [{"content": "cheap watches @ shop.example call now +1 555 0104"}],
+    }
+    answer = api.post("/api/v1/scan/text", scan, format="json").json()["data"][0]
+    assert (answer["results"][0]["suggestion"], answer["results"][0]["label"]) == (
+        "block",
+        "customized",
+    )

@@ -21,6 +21,7 @@ import json
 import random
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
@@ -88,7 +89,7 @@ IMAGE_KINDS: dict[str, Callable[[random.Random, int, int], Image.Image]] = {
     "qrcode": demo.draw_qrcode,
     "flat": draw_flat,
 }
-IMAGE_WEIGHTS = (4, 2, 3, 2, 2, 2, 1, 1, 1, 1, 2)
+IMAGE_WEIGHTS = (4, 2, 3, 2, 2, 2, 1, 1, 1, 1, 1)
 LOSSLESS_KINDS = {"code", "qrcode", "flat", "shapes"}  # screenshots and graphics: PNG
 
 
@@ -100,11 +101,14 @@ def _scaled(img: Image.Image, factor: float) -> Image.Image:
 def _watermarked(rng: random.Random, img: Image.Image) -> Image.Image:
     layer = Image.new("RGBA", img.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
-    text = rng.choice(("© stockphoto.example", "@user", "SAMPLE", "shared via app"))
-    face = demo.fitting_font(draw, text, max(12, img.height // 10), img.width * 3 // 4)
-    x = rng.randint(0, max(0, img.width - int(draw.textlength(text, font=face))))
-    y = rng.randint(0, max(0, img.height - face.size - 4))
-    white, black = (255, 255, 255, 150), (0, 0, 0, 150)
+    # A handle or credit in a corner, as reposting apps and stock sites add them.
+    text = rng.choice(("© stockphoto.example", f"@user{rng.randint(10, 9999)}", "shared via app"))
+    face = demo.fitting_font(draw, text, max(12, img.height // 18), img.width * 2 // 5)
+    margin = max(4, img.width // 40)
+    width = int(draw.textlength(text, font=face))
+    x = rng.choice((margin, img.width - width - margin))
+    y = rng.choice((margin, img.height - face.size - 2 * margin))
+    white, black = (255, 255, 255, 140), (0, 0, 0, 140)
     draw.text((x, y), text, fill=white, font=face, stroke_width=1, stroke_fill=black)
     return Image.alpha_composite(img.convert("RGBA"), layer).convert("RGB")
 
@@ -506,23 +510,48 @@ def benign_texts(seed: int, count: int) -> list[dict]:
 # --- The folder -----------------------------------------------------------------------------
 
 
-def generate(folder: Path = DEFAULT_FOLDER, *, images: int = 200, texts: int = 200, seed: int = 0):
-    """Write the set into `folder` (replacing an earlier one) and return its manifest."""
+def generate(
+    folder: Path = DEFAULT_FOLDER,
+    *,
+    images: int = 200,
+    texts: int = 200,
+    seed: int = 0,
+    workers: int | None = None,
+) -> dict:
+    """Write the set into `folder` (replacing an earlier one) and return its manifest.
+
+    Pictures are drawn in `workers` processes (default: one per CPU).
+    """
     image_folder = folder / "images"
     image_folder.mkdir(parents=True, exist_ok=True)
     for old in image_folder.iterdir():
         old.unlink()
+    jobs = [(image_folder, seed, "source", n) for n in range(images)]
+    jobs += [(image_folder, seed, "negative", n) for n in range(images)]
+    if workers == 1:
+        written = list(map(_write_images, jobs))
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            written = list(pool.map(_write_images, jobs, chunksize=4))
+    text_entries = [item for n in range(texts) for item in text_group(seed, n)]
+    text_entries += benign_texts(seed, texts)
+    manifest = {
+        "seed": seed,
+        "images": [entry for entries in written for entry in entries],
+        "texts": text_entries,
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
+    return manifest
+
+
+def _write_images(job: tuple[Path, int, str, int]) -> list[dict]:
+    image_folder, seed, role, number = job
+    files = image_group(seed, number) if role == "source" else [negative_image(seed, number)]
     entries = []
-    files = [item for n in range(images) for item in image_group(seed, n)]
-    files += [negative_image(seed, n) for n in range(images)]
     for name, kind, transform, data in files:
         (image_folder / name).write_bytes(data)
         group = "negative" if transform == "negative" else name.split("-")[0]
         entries.append(
             {"file": f"images/{name}", "group": group, "kind": kind, "transform": transform}
         )
-    text_entries = [item for n in range(texts) for item in text_group(seed, n)]
-    text_entries += benign_texts(seed, texts)
-    manifest = {"seed": seed, "images": entries, "texts": text_entries}
-    (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
-    return manifest
+    return entries
