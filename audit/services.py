@@ -540,6 +540,35 @@ def results_fingerprint(*, result_ids: list[int]) -> None:
             fingerprints_ensure(result)
 
 
+def results_fingerprint_missing(*, batch: int = 2000) -> int:
+    """Fingerprint every result that has none (a backfill, and seed_demo's demo data).
+
+    Results that share a file or a text are hashed once.
+    """
+    done, cache = 0, {}
+    last_id = 0
+    while True:
+        results = list(
+            Result.objects.filter(id__gt=last_id, fingerprints__isnull=True)
+            .order_by("id")
+            .only("id", "media_type", "file", "text")[:batch]
+        )
+        if not results:
+            return done
+        rows = []
+        for result in results:
+            key = (result.media_type, result.file.name or "", result.text)
+            if key not in cache:
+                try:
+                    cache[key] = matching.result_rows(result)
+                except media.MediaError:
+                    cache[key] = []
+            rows += [ResultFingerprint(result=result, **row) for row in cache[key]]
+        ResultFingerprint.objects.bulk_create(rows, batch_size=5000)
+        done += len(results)
+        last_id = results[-1].id
+
+
 def decisions_propagate_pending() -> list[int]:
     """Decisions whose propagation is still pending after a while: their task was lost."""
     cutoff = timezone.now() - PROPAGATION_RESEND_AFTER

@@ -42,8 +42,8 @@ def draw_photo(rng: random.Random, w: int, h: int) -> Image.Image:
     for _ in range(rng.randint(2, 5)):
         draw.ellipse(demo.random_box(rng, w, h), fill=rng.randint(120, 230))
     img = Image.composite(shapes, img, mask.filter(ImageFilter.GaussianBlur(6)))
-    grain = Image.effect_noise((w, h), rng.uniform(8, 24)).convert("RGB")
-    return Image.blend(img, grain, 0.12)
+    grain = Image.frombytes("L", (w, h), rng.randbytes(w * h)).convert("RGB")
+    return Image.blend(img, grain, rng.uniform(0.05, 0.15))
 
 
 def draw_meme(rng: random.Random, w: int, h: int) -> Image.Image:
@@ -465,6 +465,15 @@ def with_other_digits(rng: random.Random, text: str) -> str | None:
     return "".join(rng.choice(other[ch]) if i in chosen else ch for i, ch in enumerate(text))
 
 
+def with_combined(rng: random.Random, text: str) -> str:
+    """What a determined evader does: a changed word and three disguises at once."""
+    text = rng.choice((with_word_added, with_word_removed, with_word_swapped))(rng, text)
+    disguises = (with_lookalikes, with_full_width, with_zero_width, with_spacing, with_leetspeak)
+    for disguise in rng.sample((*disguises, with_case, with_emoji), 3):
+        text = disguise(rng, text)
+    return text
+
+
 TEXT_EDITS: dict[str, Callable[[random.Random, str], str | None]] = {
     "look-alikes": with_lookalikes,
     "full-width": with_full_width,
@@ -477,6 +486,7 @@ TEXT_EDITS: dict[str, Callable[[random.Random, str], str | None]] = {
     "word-removed": with_word_removed,
     "word-swapped": with_word_swapped,
     "other-digits": with_other_digits,
+    "combined": with_combined,
 }
 
 

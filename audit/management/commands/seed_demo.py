@@ -27,7 +27,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from rest_framework.authtoken.models import Token
 
-from audit import demo
+from audit import demo, services
 from audit.models import FetchStatus, MediaType, Result, ResultScene, VerdictSource
 
 DEFAULT_COUNT = 600
@@ -50,6 +50,7 @@ MAX_TEMPLATES = 20_000
 PG_CHUNK = 50_000
 ORM_CHUNK = 2_000
 YOUNG_MARGIN = timedelta(minutes=30)
+FINGERPRINT_LIMIT = 20_000
 
 
 class Command(BaseCommand):
@@ -75,6 +76,17 @@ class Command(BaseCommand):
             return
         if count:
             self.seed_results(count, seed)
+            self.fingerprint(count)
+
+    def fingerprint(self, count: int) -> None:
+        # Demo decisions should reach the demo's near-duplicates, so they get fingerprints;
+        # for a benchmark-sized store that is left to `manage.py fingerprint_results`.
+        if count > FINGERPRINT_LIMIT:
+            self.stdout.write("Not fingerprinted (run `manage.py fingerprint_results`).")
+            return
+        started = time.monotonic()
+        done = services.results_fingerprint_missing()
+        self.stdout.write(f"Fingerprinted {done:,} results ({time.monotonic() - started:.1f} s).")
 
     def seed_results(self, count: int, seed: int) -> None:
         started = time.monotonic()

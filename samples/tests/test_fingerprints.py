@@ -1,0 +1,363 @@
+import io
+import random
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageOps
+
+from audit import demo
+from audit.media import MediaError
+from samples import fingerprints as fp
+from samples.quality import dataset
+
+
+def encode(img: Image.Image, fmt: str, **options) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **options)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def photo() -> Image.Image:
+    return dataset.draw_photo(random.Random(7), 480, 360)
+
+
+# --- Images ---------------------------------------------------------------------------------
+
+
+def test_same_pixels_in_png_bmp_and_lossless_webp_have_the_same_exact_hash(photo):
+    prints = [
+        fp.image_fingerprint(encode(photo, "PNG")),
+        fp.image_fingerprint(encode(photo, "BMP")),
+        fp.image_fingerprint(encode(photo, "WEBP", lossless=True)),
+    ]
+    assert len({p.exact for p in prints}) == 1
+    assert len({p.pdq for p in prints}) == 1
+
+
+def test_one_changed_pixel_changes_the_exact_hash_but_not_the_match(photo):
+    changed = photo.copy()
+    changed.putpixel((10, 10), (0, 0, 0) if photo.getpixel((10, 10)) != (0, 0, 0) else (9, 9, 9))
+    a, b = fp.image_fingerprint(encode(photo, "PNG")), fp.image_fingerprint(encode(changed, "PNG"))
+    assert a.exact != b.exact
+    assert fp.image_similar(a, b)[0]
+
+
+def test_a_jpeg_with_other_metadata_has_the_same_exact_hash(photo):
+    plain = encode(photo, "JPEG", quality=90)
+    tagged = encode(photo, "JPEG", quality=90, comment=b"re-uploaded", dpi=(300, 300))
+    assert plain != tagged
+    assert fp.image_fingerprint(plain).exact == fp.image_fingerprint(tagged).exact
+
+
+def test_a_palette_image_hashes_like_its_rgb_rendering():
+    img = demo.draw_shapes(random.Random(3), 300, 200).quantize(64)
+    assert img.mode == "P"
+    as_palette = fp.image_fingerprint(encode(img, "PNG"))
+    as_rgb = fp.image_fingerprint(encode(img.convert("RGB"), "PNG"))
+    assert (as_palette.exact, as_palette.pdq) == (as_rgb.exact, as_rgb.pdq)
+
+
+def test_a_transparent_image_hashes_like_it_shows_on_white():
+    img = Image.new("RGBA", (300, 200), (200, 30, 30, 0))  # the hidden colour must not count
+    ImageDraw.Draw(img).ellipse((40, 30, 200, 180), fill=(20, 40, 200, 255))
+    ImageDraw.Draw(img).rectangle((150, 20, 280, 90), fill=(250, 200, 0, 128))
+    on_white = Image.alpha_composite(Image.new("RGBA", img.size, "white"), img).convert("RGB")
+    a, b = fp.image_fingerprint(encode(img, "PNG")), fp.image_fingerprint(encode(on_white, "PNG"))
+    assert (a.exact, a.pdq) == (b.exact, b.pdq)
+
+
+def test_a_greyscale_with_alpha_image_hashes_like_it_shows_on_white():
+    img = Image.new("LA", (200, 200), (0, 0))
+    ImageDraw.Draw(img).ellipse((20, 20, 180, 180), fill=(90, 255))
+    on_white = Image.new("L", img.size, 255)
+    on_white.paste(img.getchannel("L"), mask=img.getchannel("A"))
+    a = fp.image_fingerprint(encode(img, "PNG"))
+    b = fp.image_fingerprint(encode(on_white.convert("RGB"), "PNG"))
+    assert a.exact == b.exact
+
+
+def test_a_gif_with_a_transparent_colour_hashes_like_it_shows_on_white():
+    img = Image.new("P", (120, 80), 0)
+    img.putpalette([255, 0, 0] + [0, 0, 255] + [0, 0, 0] * 254)
+    ImageDraw.Draw(img).rectangle((30, 20, 90, 60), fill=1)
+    on_white = img.convert("RGB")
+    transparent = Image.fromarray((np.asarray(img) == 0).astype(np.uint8) * 255, "L")
+    on_white.paste((255, 255, 255), mask=transparent)
+    a = fp.image_fingerprint(encode(img, "GIF", transparency=0))
+    assert a.exact == fp.image_fingerprint(encode(on_white, "PNG")).exact
+
+
+def test_a_16_bit_greyscale_png_is_scaled_not_clipped():
+    levels = np.tile(np.linspace(0, 65535, 256, dtype=np.uint16), (128, 1))
+    img16 = Image.fromarray(levels)
+    assert img16.mode.startswith("I;16")
+    img8 = Image.fromarray((levels // 257).astype(np.uint8), "L")
+    a, b = fp.image_fingerprint(encode(img16, "PNG")), fp.image_fingerprint(encode(img8, "PNG"))
+    assert a.exact == b.exact
+
+
+@pytest.mark.parametrize(
+    ("transpose", "form"),
+    [
+        (Image.Transpose.FLIP_LEFT_RIGHT, "flip-h"),
+        (Image.Transpose.FLIP_TOP_BOTTOM, "flip-v"),
+        (Image.Transpose.ROTATE_90, "rot90"),
+        (Image.Transpose.ROTATE_180, "rot180"),
+        (Image.Transpose.ROTATE_270, "rot270"),
+        (Image.Transpose.TRANSPOSE, "transpose"),
+        (Image.Transpose.TRANSVERSE, "transverse"),
+    ],
+)
+def test_a_flipped_or_rotated_copy_matches_through_the_variant_of_that_form(photo, transpose, form):
+    source = fp.image_fingerprint(encode(photo, "JPEG", quality=90))
+    copy = fp.image_fingerprint(encode(photo.transpose(transpose), "JPEG", quality=70))
+    matched, distance, matched_form = fp.image_similar(copy, source)
+    assert (matched, matched_form) == (True, form)
+    assert distance <= 10
+    assert fp.hamming(copy.pdq, source.pdq) > fp.PDQ_DISTANCE  # plain PDQ would miss it
+
+
+def test_an_image_fingerprint_has_the_documented_shape(photo):
+    print_ = fp.image_fingerprint(encode(photo, "JPEG"))
+    assert len(print_.exact) == 64
+    assert len(print_.pdq) == 32
+    assert 0 <= print_.quality <= 100
+    assert len(print_.variants) == len(fp.VARIANT_FORMS) == 7
+    assert all(len(v) == 32 for v in print_.variants)
+
+
+def test_identical_files_match_exactly(photo):
+    data = encode(photo, "PNG")
+    assert fp.image_similar(fp.image_fingerprint(data), fp.image_fingerprint(data)) == (
+        True,
+        0,
+        "exact",
+    )
+
+
+def test_unrelated_pictures_do_not_match(photo):
+    other = dataset.draw_photo(random.Random(8), 480, 360)
+    matched, distance, _ = fp.image_similar(
+        fp.image_fingerprint(encode(photo, "JPEG")), fp.image_fingerprint(encode(other, "JPEG"))
+    )
+    assert not matched
+    assert distance > 50
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale():
+    img = ImageOps.fit(dataset.draw_photo(random.Random(1), 800, 600), (2400, 1800))
+    assert fp._image_decode(encode(img, "JPEG")).size == (600, 450)
+
+
+def test_hamming_counts_differing_bits():
+    assert fp.hamming(b"\x00" * 32, b"\x00" * 32) == 0
+    assert fp.hamming(b"\xff" * 32, b"\x00" * 32) == 256
+    assert fp.hamming(b"\x0f\x01", b"\x00\x03") == 5
+
+
+def test_low_quality_hashes_get_a_stricter_distance():
+    assert fp.pdq_threshold(fp.PDQ_MIN_QUALITY, 31) == 31
+    assert fp.pdq_threshold(100, 20) == 20
+    assert fp.pdq_threshold(fp.PDQ_MIN_QUALITY - 1, 31) == fp.LOW_QUALITY_DISTANCE < 31
+    assert fp.pdq_threshold(0, 8) == 8  # never looser than the policy
+
+
+def _print(bits: int, quality: int) -> fp.ImageFingerprint:
+    pdq = bits.to_bytes(32, "big")
+    return fp.ImageFingerprint(exact=str(bits), pdq=pdq, quality=quality, variants=(pdq,) * 7)
+
+
+def test_a_low_quality_pair_matches_only_within_the_stricter_distance():
+    base = 0
+    near = (1 << (fp.LOW_QUALITY_DISTANCE + 4)) - 1  # LOW_QUALITY_DISTANCE + 4 bits differ
+    assert fp.image_similar(_print(base, 90), _print(near, 90))[0]
+    assert not fp.image_similar(_print(base, 90), _print(near, 20))[0]
+    closer = (1 << fp.LOW_QUALITY_DISTANCE) - 1
+    assert fp.image_similar(_print(base, 20), _print(closer, 20))[0]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"not an image at all", encode(Image.new("RGB", (8, 8)), "TIFF")],
+    ids=["empty", "garbage", "tiff"],
+)
+def test_unacceptable_files_raise_media_error(data):
+    with pytest.raises(MediaError):
+        fp.image_fingerprint(data)
+
+
+def test_a_truncated_jpeg_raises_media_error(photo):
+    with pytest.raises(MediaError):
+        fp.image_fingerprint(encode(photo, "JPEG")[:3000])
+
+
+def test_an_image_over_the_pixel_limit_raises_media_error(settings, photo):
+    settings.RESULTS_MAX_IMAGE_PIXELS = 100_000
+    with pytest.raises(MediaError, match="too large"):
+        fp.image_fingerprint(encode(photo, "PNG"))
+
+
+# --- Texts ----------------------------------------------------------------------------------
+
+SPAM = "Cheap Rolex watches, 90% off! Call +1 555-0123 or visit www.deals.example"
+
+
+@pytest.mark.parametrize(
+    ("edit", "text"),
+    [
+        ("look-alikes", "Сhеар Rоlех wаtсhеѕ, 90% οff! Call +1 555-0123 "
+                        "or visit www.deals.example"),
+        ("full-width", "Ｃｈｅａｐ Ｒｏｌｅｘ ｗａｔｃｈｅｓ，９０％ off! "
+                       "Call +1 555-0123 or visit www.deals.example"),
+        ("zero-width", "Che\u200bap Ro\u200dlex wat\u2060ches, 90% o\ufeffff! Call +1 555-0123 "
+                       "or vi\u00adsit www.deals.example"),
+        ("spacing", "C h e a p R.o.l.e.x w-a-t-c-h-e-s 90% off Call +1 5 5 5 0 1 2 3 or visit "
+                    "www . deals . example"),
+        ("leetspeak", "Ch34p R0l3x w4tch3$, 90% 0ff! C@ll +1 555-0123 0r v1s17 www.d34ls.3x4mpl3"),
+        ("case", "CHEAP ROLEX WATCHES, 90% OFF! CALL +1 555-0123 OR VISIT WWW.DEALS.EXAMPLE"),
+        ("emoji", "🔥Cheap Rolex watches🔥, 90% off! 💰 Call +1 555-0123 "
+                  "or visit www.deals.example 👉"),
+        ("accents", "Chéáp Rôlèx wätchés, 90% off! Call +1 555-0123 or visit www.deals.example"),
+    ],
+)  # fmt: skip
+def test_evasions_normalize_to_the_same_text(edit, text):
+    assert fp.text_normalize(text) == fp.text_normalize(SPAM)
+    assert fp.text_similarity(fp.text_fingerprint(text), fp.text_fingerprint(SPAM)) == 1.0
+
+
+def test_normalization_keeps_only_folded_letters_and_digits():
+    assert fp.text_normalize("Hello, World! 2024") == "heiioworid2o2a"
+    assert fp.text_normalize("fo11ow") == fp.text_normalize("follow")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Cheap Rolex watches, 90% off! Call +1 555-0177 or visit www.deals.example",
+        "Cheap Rolex watches, 90% off! Call +1 555-0123 or visit www.deals2.example",
+        "Cheap genuine Rolex watches, 90% off! Call +1 555-0123 or visit www.deals.example",
+        "Cheap Rolex watches, 90% off! Call +1 555-0123 or www.deals.example",
+        "Cheap Rolex watches, 90% off! Call +1 555-0123 or see www.deals.example",
+    ],
+    ids=["other-phone-digits", "other-url", "word-added", "word-removed", "words-swapped"],
+)
+def test_small_edits_stay_above_the_threshold(text):
+    a, b = fp.text_fingerprint(text), fp.text_fingerprint(SPAM)
+    assert a.exact != b.exact
+    assert fp.text_similarity(a, b) >= fp.TEXT_THRESHOLD
+    assert set(fp.text_band_keys(a)) & set(fp.text_band_keys(b))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "My grandfather left me his old Rolex, it still keeps perfect time after forty years.",
+        "Does anyone know a shop that repairs watches without charging a fortune? Call me.",
+        "Beware of cheap watch offers in your messages, they are scams. Report them.",
+    ],
+)
+def test_benign_texts_on_the_same_topic_do_not_match(text):
+    a, b = fp.text_fingerprint(text), fp.text_fingerprint(SPAM)
+    assert fp.text_similarity(a, b) < fp.TEXT_THRESHOLD / 2
+    assert not set(fp.text_band_keys(a)) & set(fp.text_band_keys(b))
+
+
+def test_band_keys_are_signed_64_bit_and_one_per_band():
+    keys = fp.text_band_keys(fp.text_fingerprint(SPAM))
+    assert len(keys) == fp.LSH_BANDS == 32
+    assert len(set(keys)) == len(keys)
+    assert all(-(2**63) <= key < 2**63 for key in keys)
+
+
+def test_the_text_signature_is_stable():
+    # Stored signatures and band keys are compared with new ones: an accidental change of the
+    # hashing (seeds, shingles, tables) would silently stop every match.
+    first = fp.text_fingerprint(SPAM)
+    assert first == fp.text_fingerprint(SPAM)
+    assert len(first.minhash) == fp.MINHASH_PERMUTATIONS
+    assert all(0 <= v < 2**32 for v in first.minhash)
+    assert first.normalized == "cheaproiexwatches9ooffcaiiisssoi2eorvisitwwwdeaisexampie"
+    assert first.exact == "183deec723ba374ef75483ecea5f79b224800b30d22ef7e27eee3722db33f3f1"
+    assert first.minhash[:3] == (19816380, 3319678, 11113778)
+
+
+def test_texts_without_letters_keep_their_symbols():
+    fire, smile = fp.text_fingerprint("🔥🔥🔥"), fp.text_fingerprint("😀")
+    assert fire.normalized == "🔥🔥🔥"
+    assert fire.exact != smile.exact
+    assert fp.text_similarity(fire, smile) < fp.TEXT_THRESHOLD
+
+
+def test_an_empty_text_matches_nothing_but_itself():
+    empty = fp.text_fingerprint("  \u200b ")
+    assert empty.minhash == () and fp.text_band_keys(empty) == []
+    assert fp.text_similarity(empty, fp.text_fingerprint(SPAM)) == 0.0
+    assert fp.text_similarity(empty, fp.text_fingerprint("")) == 1.0
+
+
+def test_short_texts_get_a_signature():
+    print_ = fp.text_fingerprint("ok")
+    assert len(print_.minhash) == fp.MINHASH_PERMUTATIONS
+    assert fp.text_similarity(print_, fp.text_fingerprint("no")) < fp.TEXT_THRESHOLD
+
+
+# --- Videos ---------------------------------------------------------------------------------
+
+
+def _clip(tmp_path, name: str, seed: int, size=(320, 240), quality=70, seconds=4) -> str:
+    rng = random.Random(seed)
+    background = dataset.draw_photo(rng, *size)
+    frames = []
+    for index in range(seconds * demo.VIDEO_FPS):
+        frame = background.copy()
+        x = index * 4 % size[0]
+        ImageDraw.Draw(frame).ellipse((x, 40, x + 50, 90), fill="#ffffff")
+        frames.append(frame)
+    path = tmp_path / name
+    path.write_bytes(demo.encode_clip(frames, demo.video_codec(), quality))
+    return str(path)
+
+
+def _reencode(tmp_path, path: str, size=(240, 180), quality=20) -> str:
+    import av
+
+    with av.open(path) as container:
+        frames = [f.to_image().resize(size) for f in container.decode(video=0)]
+    out = tmp_path / "reencoded.mp4"
+    out.write_bytes(demo.encode_clip(frames, demo.video_codec(), quality))
+    return str(out)
+
+
+def test_a_video_and_its_reencode_are_similar(tmp_path):
+    original = _clip(tmp_path, "a.mp4", seed=1)
+    a = fp.video_fingerprint(original)
+    b = fp.video_fingerprint(_reencode(tmp_path, original))
+    assert len(a.frames) == len(a.qualities) == 4  # one a second
+    assert a.file_hash != b.file_hash
+    matched, share = fp.video_similar(b, a)
+    assert matched and share == 1.0
+
+
+def test_different_videos_are_not_similar(tmp_path):
+    a = fp.video_fingerprint(_clip(tmp_path, "a.mp4", seed=1))
+    b = fp.video_fingerprint(_clip(tmp_path, "b.mp4", seed=2))
+    assert fp.video_similar(a, b) == (False, 0.0)
+
+
+def test_the_same_video_file_matches_by_its_hash(tmp_path):
+    a = fp.video_fingerprint(_clip(tmp_path, "a.mp4", seed=1))
+    assert fp.video_similar(a, a) == (True, 1.0)
+
+
+def test_video_sampling_stops_at_the_frame_cap(tmp_path, monkeypatch):
+    monkeypatch.setattr(fp, "VIDEO_MAX_FRAMES", 2)
+    a = fp.video_fingerprint(_clip(tmp_path, "a.mp4", seed=1))
+    assert len(a.frames) == 2
+
+
+def test_a_file_that_is_not_a_video_raises_media_error(tmp_path):
+    path = tmp_path / "fake.mp4"
+    path.write_bytes(b"#EXTM3U\nhttp://example.com/a.ts\n")
+    with pytest.raises(MediaError):
+        fp.video_fingerprint(str(path))
