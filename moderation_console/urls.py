@@ -22,6 +22,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
     path("api/v1/", include("policies.api_urls")),
+    path("api/v1/", include("samples.api_urls")),
     path("audit/", include("audit.urls")),
     path("audit/media/", include("audit.media_urls")),
     path("policies/", include("policies.urls")),

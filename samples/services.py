@@ -27,65 +27,85 @@ def library_for(media_type: str, suggestion: str, label: str) -> SampleLibrary:
 
 
 def sample_learn(*, result: Result, decision: Decision) -> dict | None:
-    """Teach the libraries a decided image or text (never a video): add it to the library
-    of its verdict, or link it to a sample there that it nearly copies. Similar samples
-    that say otherwise are disabled: the latest human decision is the one to answer with.
-
-    Caller holds the transaction. Returns what happened, or None when there is nothing to
-    learn from (a video, or media not fetched).
-    """
+    """Teach the libraries a decided image or text (never a video). Caller holds the
+    transaction. Returns what happened, or None when there is nothing to learn from (a video,
+    or media not fetched)."""
     if result.media_type == MediaType.VIDEO:
         return None
     rows = [matching._as_dict(r) for r in result.fingerprints.all()]
     if not rows:
         return None
-    library = library_for(result.media_type, decision.suggestion, decision.label)
-    similar = matching.similar(
-        matching.samples_store(), result.media_type, rows, result.text, fresh=True
-    )
-    nearby = Sample.objects.filter(id__in=list(similar), enabled=True).select_related("library")
-    _samples_overruled([s for s in nearby if s.library_id != library.id], decision=decision)
-    same = [s for s in nearby if s.library_id == library.id]
-    if same:
-        sample = min(same, key=lambda s: similar[s.id].distance)
-        SampleOrigin.objects.get_or_create(
-            sample=sample,
-            task_id=result.task_id,
-            defaults={"decision": decision, "distance": similar[sample.id].distance},
-        )
-        _event(sample, SampleEvent.Action.LINKED, decision=decision)
-        return {"sample": sample.id, "action": "linked", "task_id": result.task_id}
-    sample = _sample_create(result, library, decision, rows)
-    return {"sample": sample.id, "action": "added", "task_id": result.task_id}
-
-
-def _sample_create(result, library, decision, rows) -> Sample:
-    sample = Sample.objects.create(
-        library=library,
+    image = None
+    if result.file:
+        with default_storage.open(result.file.name, "rb") as source:
+            image = (source.read(), PurePosixPath(result.file.name).suffix)
+    sample, action = sample_add(
         media_type=result.media_type,
+        suggestion=decision.suggestion,
+        label=decision.label,
+        rows=rows,
         text=result.text,
+        image=image,
         decision=decision,
         task_id=result.task_id,
     )
-    if result.file:
-        # The sample keeps a copy of its own: the result's file goes with the 7-day purge.
-        with default_storage.open(result.file.name, "rb") as source:
-            suffix = PurePosixPath(result.file.name).suffix
-            sample.file.name = default_storage.save(
-                f"samples/{sample.id}{suffix}", ContentFile(source.read())
+    return {"sample": sample.id, "action": action, "task_id": result.task_id}
+
+
+@transaction.atomic
+def sample_add(
+    *,
+    media_type: str,
+    suggestion: str,
+    label: str,
+    rows: list[dict],
+    text: str = "",
+    image: tuple[bytes, str] | None = None,
+    decision: Decision | None = None,
+    user=None,
+    task_id: str = "",
+) -> tuple[Sample, str]:
+    """Add an image or text to the library of its verdict, or link it to a sample there that
+    it nearly copies ("linked"): a library holds no near-copies. Similar samples that say
+    otherwise are disabled: the latest human word is the one to answer with.
+
+    `rows` are its fingerprint rows (samples.matching); `image` is (bytes, ".ext").
+    """
+    library = library_for(media_type, suggestion, label)
+    similar = matching.similar(matching.samples_store(), media_type, rows, text, fresh=True)
+    nearby = Sample.objects.filter(id__in=list(similar), enabled=True).select_related("library")
+    _samples_overruled([s for s in nearby if s.library_id != library.id], decision, user)
+    same = [s for s in nearby if s.library_id == library.id]
+    if same:
+        sample = min(same, key=lambda s: similar[s.id].distance)
+        if task_id:
+            SampleOrigin.objects.get_or_create(
+                sample=sample,
+                task_id=task_id,
+                defaults={"decision": decision, "distance": similar[sample.id].distance},
             )
+        _event(sample, SampleEvent.Action.LINKED, decision=decision, user=user)
+        return sample, "linked"
+    sample = Sample.objects.create(
+        library=library, media_type=media_type, text=text, decision=decision, task_id=task_id
+    )
+    if image is not None:
+        # The sample keeps a copy of its own: the result's file goes with the 7-day purge.
+        data, suffix = image
+        sample.file.name = default_storage.save(f"samples/{sample.id}{suffix}", ContentFile(data))
         sample.save(update_fields=["file"])
     SampleFingerprint.objects.bulk_create(SampleFingerprint(sample=sample, **row) for row in rows)
-    SampleOrigin.objects.create(sample=sample, decision=decision, task_id=result.task_id)
-    _event(sample, SampleEvent.Action.ADDED, decision=decision)
-    return sample
+    if task_id:
+        SampleOrigin.objects.create(sample=sample, decision=decision, task_id=task_id)
+    _event(sample, SampleEvent.Action.ADDED, decision=decision, user=user)
+    return sample, "added"
 
 
-def _samples_overruled(samples: list[Sample], *, decision: Decision) -> None:
+def _samples_overruled(samples: list[Sample], decision: Decision | None, user) -> None:
     for sample in samples:
         sample.enabled = False
         sample.save(update_fields=["enabled"])
-        _event(sample, SampleEvent.Action.DISABLED, decision=decision)
+        _event(sample, SampleEvent.Action.DISABLED, decision=decision, user=user)
 
 
 def sample_set_enabled(*, sample: Sample, enabled: bool, user) -> Sample:

@@ -76,20 +76,21 @@ def draw_flat(rng: random.Random, w: int, h: int) -> Image.Image:
     return img
 
 
-IMAGE_KINDS: dict[str, Callable[[random.Random, int, int], Image.Image]] = {
-    "photo": draw_photo,
-    "meme": draw_meme,
-    "ad": demo.draw_ad,
-    "landscape": demo.draw_landscape,
-    "avatar": demo.draw_avatar,
-    "shapes": demo.draw_shapes,
-    "gradient": demo.draw_gradient,
-    "noise": demo.draw_noise,
-    "code": demo.draw_code,
-    "qrcode": demo.draw_qrcode,
-    "flat": draw_flat,
+# Kinds of picture with their weight in the set. demo's gradients and the flat pictures
+# have a low PDQ quality (< 50): about one source in ten.
+IMAGE_KINDS: dict[str, tuple[Callable[[random.Random, int, int], Image.Image], int]] = {
+    "photo": (draw_photo, 4),
+    "meme": (draw_meme, 2),
+    "ad": (demo.draw_ad, 3),
+    "landscape": (demo.draw_landscape, 2),
+    "avatar": (demo.draw_avatar, 2),
+    "shapes": (demo.draw_shapes, 2),
+    "gradient": (demo.draw_gradient, 1),
+    "noise": (demo.draw_noise, 1),
+    "code": (demo.draw_code, 1),
+    "qrcode": (demo.draw_qrcode, 1),
+    "flat": (draw_flat, 1),
 }
-IMAGE_WEIGHTS = (4, 2, 3, 2, 2, 2, 1, 1, 1, 1, 1)
 LOSSLESS_KINDS = {"code", "qrcode", "flat", "shapes"}  # screenshots and graphics: PNG
 
 
@@ -113,9 +114,9 @@ def _watermarked(rng: random.Random, img: Image.Image) -> Image.Image:
     return Image.alpha_composite(img.convert("RGBA"), layer).convert("RGB")
 
 
+Change = Callable[[random.Random, Image.Image], Image.Image]
 # Each copy: how the pixels change, and how it is saved (format, quality).
-IMAGE_TRANSFORMS: dict[str, tuple[Callable[[random.Random, Image.Image], Image.Image], str, int]]
-IMAGE_TRANSFORMS = {
+IMAGE_TRANSFORMS: dict[str, tuple[Change, str, int]] = {
     "resize-0.5": (lambda rng, img: _scaled(img, 0.5), "JPEG", 85),
     "resize-1.5": (lambda rng, img: _scaled(img, 1.5), "JPEG", 85),
     "jpeg-q50": (lambda rng, img: img, "JPEG", 50),
@@ -133,17 +134,22 @@ EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 
 
 def encode(img: Image.Image, fmt: str, quality: int = 90) -> bytes:
+    """The picture as a file; `quality` applies to JPEG and WEBP (PNG is lossless)."""
     buf = io.BytesIO()
-    img.save(buf, fmt, quality=quality) if fmt != "PNG" else img.save(buf, "PNG")
+    if fmt == "PNG":
+        img.save(buf, "PNG")
+    else:
+        img.save(buf, fmt, quality=quality)
     return buf.getvalue()
 
 
 def draw_source(rng: random.Random, number: int) -> tuple[str, Image.Image]:
     kinds = tuple(IMAGE_KINDS)
+    weights = [weight for _, weight in IMAGE_KINDS.values()]
     # The first pictures go through every kind, so even a tiny set has each.
-    kind = kinds[number] if number < len(kinds) else rng.choices(kinds, IMAGE_WEIGHTS)[0]
+    kind = kinds[number] if number < len(kinds) else rng.choices(kinds, weights)[0]
     w, h = rng.randint(320, 1024), rng.randint(320, 1024)
-    return kind, IMAGE_KINDS[kind](rng, w, h)
+    return kind, IMAGE_KINDS[kind][0](rng, w, h)
 
 
 def image_group(seed: int, number: int) -> list[tuple[str, str, str, bytes]]:
@@ -364,9 +370,13 @@ def comment_text(rng: random.Random) -> str:
     return text[0].upper() + text[1:]
 
 
-TEXT_KINDS = {"spam": spam_text, "abuse": abuse_text, "contraband": contraband_text}
-TEXT_KINDS["comment"] = comment_text
-TEXT_WEIGHTS = (4, 2, 2, 2)
+# Kinds of source text with their weight in the set.
+TEXT_KINDS: dict[str, tuple[Callable[[random.Random], str], int]] = {
+    "spam": (spam_text, 4),
+    "abuse": (abuse_text, 2),
+    "contraband": (contraband_text, 2),
+    "comment": (comment_text, 2),
+}
 
 
 def benign_text(rng: random.Random) -> str:
@@ -493,8 +503,9 @@ TEXT_EDITS: dict[str, Callable[[random.Random, str], str | None]] = {
 def text_group(seed: int, number: int) -> list[dict]:
     rng = demo.rng_for(seed, "quality-txt", number)
     kinds = tuple(TEXT_KINDS)
-    kind = kinds[number] if number < len(kinds) else rng.choices(kinds, TEXT_WEIGHTS)[0]
-    source = TEXT_KINDS[kind](rng)
+    weights = [weight for _, weight in TEXT_KINDS.values()]
+    kind = kinds[number] if number < len(kinds) else rng.choices(kinds, weights)[0]
+    source = TEXT_KINDS[kind][0](rng)
     group = f"{number:04d}"
     items = [{"group": group, "kind": kind, "edit": "source", "text": source}]
     for name, edit in TEXT_EDITS.items():

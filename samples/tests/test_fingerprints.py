@@ -50,6 +50,17 @@ def test_a_jpeg_with_other_metadata_has_the_same_exact_hash(photo):
     assert fp.image_fingerprint(plain).exact == fp.image_fingerprint(tagged).exact
 
 
+def test_a_photo_tagged_sideways_is_fingerprinted_upright(photo):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: turn 90° clockwise to view
+    tagged = fp.image_fingerprint(encode(photo, "JPEG", quality=90, exif=exif))
+    upright = fp.image_fingerprint(
+        encode(photo.transpose(Image.Transpose.ROTATE_270), "JPEG", quality=90)
+    )
+    matched, distance, form = fp.image_similar(tagged, upright)
+    assert (matched, form) == (True, "pdq") and distance <= 8
+
+
 def test_a_palette_image_hashes_like_its_rgb_rendering():
     img = demo.draw_shapes(random.Random(3), 300, 200).quantize(64)
     assert img.mode == "P"
@@ -348,6 +359,15 @@ def test_different_videos_are_not_similar(tmp_path):
 def test_the_same_video_file_matches_by_its_hash(tmp_path):
     a = fp.video_fingerprint(_clip(tmp_path, "a.mp4", seed=1))
     assert fp.video_similar(a, a) == (True, 1.0)
+
+
+def test_dark_frames_do_not_make_unrelated_videos_similar():
+    black, black_quality = b"\x00" * 32, 0  # what PDQ gives every blank frame
+    a = fp.VideoFingerprint("a", (black, black, b"\x0f" * 32, b"\x33" * 32), (0, 0, 100, 100))
+    b = fp.VideoFingerprint("b", (black, black, b"\xf0" * 32, b"\xcc" * 32), (0, 0, 100, 100))
+    assert fp.video_similar(a, b) == (False, 0.0)
+    dark = fp.VideoFingerprint("c", (black, black), (black_quality, black_quality))
+    assert fp.video_similar(dark, b) == (True, 1.0)  # nothing else to compare
 
 
 def test_video_sampling_stops_at_the_frame_cap(tmp_path, monkeypatch):
