@@ -92,12 +92,14 @@ def _results_ingest_once(*, media_type, biz_type, items) -> list[Ingested]:
             _scenes_insert([row for row, _ in new_rows])
             to_fetch = [row.id for row, _ in new_rows if row.fetch_status == FetchStatus.PENDING]
             if to_fetch:
-                transaction.on_commit(lambda: tasks.results_fetch.delay(to_fetch))
+                # robust: the rows are committed; a broker that is down must not turn that
+                # into an error (the stale-fetch job sends them later).
+                transaction.on_commit(lambda: tasks.results_fetch.delay(to_fetch), robust=True)
             # Texts and inline images have their content now; fetched media get theirs after
             # the fetch. Out of the request: hashing is the worker's job.
             to_hash = [row.id for row, _ in new_rows if row.text or row.file]
             if to_hash:
-                transaction.on_commit(lambda: tasks.results_fingerprint.delay(to_hash))
+                transaction.on_commit(lambda: tasks.results_fingerprint.delay(to_hash), robust=True)
     except Exception:
         for name in saved_files:
             default_storage.delete(name)
@@ -369,7 +371,7 @@ def decision_record(
         )
         # The decision row itself says propagation is pending, so a lost message only
         # delays it: beat re-sends (decisions_propagate_pending).
-        transaction.on_commit(lambda: tasks.decision_propagate.delay(decision.id))
+        transaction.on_commit(lambda: tasks.decision_propagate.delay(decision.id), robust=True)
     decided = list(
         Result.objects.filter(id__in=[r.id for r in targets])
         .select_related("decided_by")

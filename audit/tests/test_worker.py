@@ -3,11 +3,13 @@ Celery's in-memory broker, so the test command also works with no services."""
 
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 from celery.contrib.testing.worker import start_worker
 from rest_framework.test import APIClient
 
+from audit import tasks
 from audit.models import FetchStatus, Result
 from audit.tests.factories import api_client_user, image_bytes
 from moderation_console.celery import app as celery_app
@@ -20,11 +22,13 @@ def celery_worker():
     saved = {k: conf[k] for k in ("task_default_queue", "task_always_eager")}
     conf.task_default_queue = queue
     conf.task_always_eager = False
+    broker_reset()
     with start_worker(
         celery_app, pool="solo", perform_ping_check=False, queues=[queue], shutdown_timeout=10
     ):
         yield
     conf.update(saved)
+    broker_reset()
 
 
 def wait_for(predicate, timeout=20.0):
@@ -113,3 +117,106 @@ def test_a_decision_on_the_audit_page_propagates_through_the_worker(celery_worke
         "block",
         "customized",
     )
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A redis-server of the test's own on a free port, to stop and start at will."""
+    import shutil
+    import socket
+    import subprocess
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed (Debian's redis-server package)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(tmp_path),
+    ]
+
+    class Server:
+        url = f"redis://127.0.0.1:{port}/0"
+        process = None
+
+        def start(self):
+            self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+            assert wait_for(lambda: _accepts(port), timeout=10)
+
+        def stop(self):
+            self.process.terminate()
+            self.process.wait(10)
+
+    server = Server()
+    yield server
+    if server.process and server.process.poll() is None:
+        server.stop()
+
+
+def broker_reset() -> None:
+    """Celery keeps its broker connections and its queue routing; drop both so the next
+    send follows the current broker_url and task_default_queue."""
+    celery_app._after_fork()
+    celery_app.__dict__.pop("amqp", None)
+
+
+def _accepts(port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.celery_worker
+@pytest.mark.django_db(transaction=True)
+def test_a_decision_made_while_redis_is_down_propagates_once_it_is_back(
+    own_redis, client, monkeypatch
+):
+    from audit import services
+    from audit.models import Decision
+    from audit.tests.factories import ResultFactory, user_in
+
+    own_redis.start()
+    own_redis.stop()
+    conf = celery_app.conf
+    saved = {k: conf[k] for k in ("broker_url", "task_always_eager", "task_default_queue")}
+    conf.update(broker_url=own_redis.url, task_always_eager=False, task_default_queue="down")
+    broker_reset()
+    try:
+        ResultFactory(task_id="a", text="Cheap watches at shop.example, call +1 555 0104")
+        ResultFactory(task_id="b", text="CHEAP watches at shop.example!! call +1 555 0104")
+        services.results_fingerprint_missing()
+        client.force_login(user_in("Reviewer", username="rita"))
+        response = client.post(
+            "/audit/decide",
+            {"taskIds": ["a"], "suggestion": "block", "label": "spam"},
+            content_type="application/json",
+        )
+        assert response.status_code == 200  # the page answers; the decision is saved
+        assert Decision.objects.get().propagation == "pending"
+        own_redis.start()
+        broker_reset()
+        monkeypatch.setattr(services, "PROPAGATION_RESEND_AFTER", timedelta(0))
+        with start_worker(
+            celery_app, pool="solo", perform_ping_check=False, queues=["down"], shutdown_timeout=10
+        ):
+            tasks.decisions_propagate_pending()  # what beat runs every 30 seconds
+            assert wait_for(lambda: Result.objects.get(task_id="b").verdict_source == "propagated")
+        assert Decision.objects.get().propagation == "done"
+    finally:
+        conf.update(saved)
+        broker_reset()
