@@ -165,9 +165,9 @@ def _recall_table(copies: list[dict], out) -> dict:
         }
         flag = "" if row["recall_informative"] >= IMAGE_TARGET else "  < target"
         out(
-            f"{transform:<16}"
-            + "".join(f"{v:>{w}.3f}" for v, w in zip(row.values(), (8, 9, 9, 7, 9), strict=True))
-            + flag
+            f"{transform:<16}{row['recall']:>8.3f}{row['recall_informative']:>9.3f}"
+            f"{row['recall_low_quality']:>9.3f}{row['plain_pdq']:>7.3f}"
+            f"{row['pdqhash_dihedral']:>9.3f}{flag}"
         )
     return rows
 
