@@ -91,15 +91,15 @@ def _results_ingest_once(*, media_type, biz_type, items) -> list[Ingested]:
             Result.objects.bulk_create([row for row, _ in new_rows])
             _scenes_insert([row for row, _ in new_rows])
             to_fetch = [row.id for row, _ in new_rows if row.fetch_status == FetchStatus.PENDING]
-            if to_fetch:
-                # robust: the rows are committed; a broker that is down must not turn that
-                # into an error (the stale-fetch job sends them later).
-                transaction.on_commit(lambda: tasks.results_fetch.delay(to_fetch), robust=True)
-            # Texts and inline images have their content now; fetched media get theirs after
-            # the fetch. Out of the request: hashing is the worker's job.
+            # Texts and inline images have their content now (fetched media get fingerprints
+            # after the fetch): hashing is the worker's job, not the request's.
             to_hash = [row.id for row, _ in new_rows if row.text or row.file]
-            if to_hash:
-                transaction.on_commit(lambda: tasks.results_fingerprint.delay(to_hash), robust=True)
+            if to_fetch or to_hash:
+                # One message per request; robust: the rows are committed, and a broker that
+                # is down must not turn that into an error (the stale-fetch job resends).
+                transaction.on_commit(
+                    lambda: tasks.results_arrived.delay(to_fetch, to_hash), robust=True
+                )
     except Exception:
         for name in saved_files:
             default_storage.delete(name)

@@ -5,10 +5,11 @@ from audit import services
 
 
 @shared_task(acks_late=True, ignore_result=True)
-def results_fetch(result_ids: list[int]) -> None:
+def results_arrived(fetch_ids: list[int], hash_ids: list[int]) -> None:
     # One message per ingest request, fanned out here so the request publishes once.
-    for result_id in result_ids:
+    for result_id in fetch_ids:
         result_fetch.delay(result_id)
+    services.results_fingerprint(result_ids=hash_ids)
 
 
 @shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=None)

@@ -179,7 +179,7 @@ SPECTACULAR_SETTINGS = {
 # Celery: with no broker configured, tasks run in-process so the demo needs no services.
 # (memory:// then, so nothing ever falls back to Celery's default amqp://localhost).
 CELERY_TASK_ALWAYS_EAGER = not os.environ.get("CELERY_BROKER_URL")
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "memory://"
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
