@@ -188,14 +188,20 @@ def _exact(store: Store, kind: str, keys: list[int], matched_by: str) -> dict[in
 
 def _images_similar(store, rows, text, distance, fresh) -> dict[int, Match]:
     matches = _exact(store, Kind.IMAGE_EXACT, _keys(rows, Kind.IMAGE_EXACT), "exact")
-    # A stored sample carries its flipped/rotated forms too; a result only its own PDQ.
-    kinds = (Kind.PDQ, Kind.PDQ_VARIANT) if store.name == "samples" else (Kind.PDQ,)
-    searcher = store.index(kinds)
-    for row in rows:
-        if row["kind"] not in (Kind.PDQ, Kind.PDQ_VARIANT):
-            continue
-        limit = fingerprints.pdq_threshold(row.get("quality") or 0, distance)
-        for owner, bits in searcher.search(row["code"], limit, fresh=fresh):
+    if store.name == "samples":
+        # Samples carry their flipped/rotated forms: the query's own PDQ meets all of them.
+        kinds, queries = (Kind.PDQ, Kind.PDQ_VARIANT), [r for r in rows if r["kind"] == Kind.PDQ]
+    else:
+        # Results carry only their own PDQ: the query's forms go to them instead.
+        kinds = (Kind.PDQ,)
+        queries = [r for r in rows if r["kind"] in (Kind.PDQ, Kind.PDQ_VARIANT)]
+    if not queries:
+        return matches
+    # The forms of one picture share its quality, so one distance serves the whole batch.
+    limit = fingerprints.pdq_threshold(queries[0].get("quality") or 0, distance)
+    found = store.index(kinds).search_many([r["code"] for r in queries], limit, fresh=fresh)
+    for row, hits in zip(queries, found, strict=True):
+        for owner, bits in hits:
             _keep_best(matches, Match(owner, bits, row.get("form") or "pdq"))
     return matches
 
