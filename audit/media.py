@@ -84,6 +84,10 @@ def _image_check(image: Image.Image, max_pixels: int) -> ImageInfo:
             f"Animation is too large: {frames} frames of {width}x{height} pixels exceed "
             f"the limit of {max_pixels} pixels in total."
         )
+    if image_format == "JPEG":
+        # Decoding at 1/8 scale still reads every coded block, so truncated or corrupt data
+        # fails just the same, at a fraction of the cost of a full-size decode.
+        image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
     for index in range(frames):
         image.seek(index)
         _check_pixels(*image.size, max_pixels)  # a GIF frame may enlarge the canvas

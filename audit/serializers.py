@@ -6,8 +6,10 @@ import re
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.validators import ProhibitNullCharactersValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from audit import media
 from audit.models import SCENES, MediaType, Result, Suggestion
@@ -18,11 +20,31 @@ BIZ_TYPE_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 
 
 class StrictCharField(serializers.CharField):
-    """DRF's CharField turns 12 into "12"; a client sending a number has a bug to hear about."""
+    """DRF's CharField turns 12 into "12"; a client sending a number has a bug to hear about.
+
+    Null and surrogate characters are refused as DRF does, but with C-speed checks: DRF's
+    validators walk the string in Python, 24 ms for a 1 MB image sent as base64.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.validators = [
+            v
+            for v in self.validators
+            if not isinstance(
+                v, ProhibitNullCharactersValidator | ProhibitSurrogateCharactersValidator
+            )
+        ]
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
+        if "\x00" in data:
+            raise serializers.ValidationError("Null characters are not allowed.")
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:
+            raise serializers.ValidationError("Surrogate characters are not allowed.") from None
         return super().to_internal_value(data)
 
 

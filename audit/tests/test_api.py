@@ -346,3 +346,10 @@ def test_the_openapi_schema_is_valid_and_warning_free(tmp_path):
 
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "s.yml"))
     assert "/api/v1/results/mark" in (tmp_path / "s.yml").read_text()
+
+
+@pytest.mark.parametrize("content", ["nul \x00 here", "lone \ud800 surrogate"])
+def test_null_and_surrogate_characters_are_refused(client, content):
+    body = json.dumps({"type": "text", "data": [text_item(content=content)]})  # \u-escaped
+    response = client.post(URL, body, content_type="application/json")
+    assert_rejected(response, "data", 0, "content")
