@@ -108,9 +108,12 @@ class Result(models.Model):
 
     class Meta:
         indexes = [
-            # The Audit queue: one tab, unreviewed, oldest first, keyset on (created_at, id).
+            # The Audit queue: one tab, unreviewed, oldest first, keyset on (created_at, id);
+            # partial, so it holds only what is left to review and the planner walks it.
             models.Index(
-                fields=["media_type", "reviewed", "created_at", "id"], name="result_queue_idx"
+                fields=["media_type", "created_at", "id"],
+                condition=models.Q(reviewed=False),
+                name="result_unreviewed_idx",
             ),
             models.Index(
                 fields=["decided_by", "created_at"],
@@ -119,7 +122,12 @@ class Result(models.Model):
             ),
             models.Index(fields=["created_at", "id"], name="result_created_idx"),
             models.Index(fields=["data_id"], name="result_data_id_idx"),
-            models.Index(fields=["biz_type", "created_at", "id"], name="result_biz_idx"),
+            # The same queue narrowed to one biz type (a common filter and policy scope).
+            models.Index(
+                fields=["media_type", "biz_type", "created_at", "id"],
+                condition=models.Q(reviewed=False),
+                name="result_unreviewed_biz_idx",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(fields=["task_id"], name="result_task_id_unique"),
