@@ -16,6 +16,17 @@ from audit.paginators import EstimatedCountPaginator
 from policies.models import CATEGORY_NAMES
 
 
+class RecordAdmin(admin.ModelAdmin):
+    """A record of what happened: readable in the admin, never added or edited there
+    (decisions are made on the Audit page, through the API or the results' actions)."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
 def _mark(modeladmin, request, queryset, suggestion: str, label: str = "") -> None:
     task_ids = list(queryset.values_list("task_id", flat=True)[: services.MAX_DECISION_ITEMS + 1])
     try:
@@ -188,7 +199,7 @@ class DecisionItemInline(admin.TabularInline):
 
 
 @admin.register(Decision)
-class DecisionAdmin(admin.ModelAdmin):
+class DecisionAdmin(RecordAdmin):
     list_display = (
         "id",
         "created_at",
@@ -225,27 +236,15 @@ class DecisionAdmin(admin.ModelAdmin):
         "samples_added",
     )
 
-    def has_add_permission(self, request) -> bool:
-        return False  # decisions are made on the Audit page, the API or the results' actions
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(DecisionItem)
-class DecisionItemAdmin(admin.ModelAdmin):
+class DecisionItemAdmin(RecordAdmin):
     list_display = ("decision", "task_id", "media_type", "previous_suggestion", "result")
     search_fields = ("=task_id",)
     list_select_related = ("decision", "result")
     raw_id_fields = ("decision", "result")
     paginator = EstimatedCountPaginator
     show_full_result_count = False
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(ResultScene)
@@ -262,18 +261,12 @@ class ResultSceneAdmin(admin.ModelAdmin):
 
 
 @admin.register(DecisionTarget)
-class DecisionTargetAdmin(admin.ModelAdmin):
+class DecisionTargetAdmin(RecordAdmin):
     list_display = ("decision", "task_id", "matched_by", "distance", "previous_suggestion")
     search_fields = ("=task_id",)
     raw_id_fields = ("decision", "result")
     paginator = EstimatedCountPaginator
     show_full_result_count = False
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(ResultFingerprint)

@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 
+from audit.admin import RecordAdmin
 from audit.paginators import EstimatedCountPaginator
 from samples import services
 from samples.models import (
@@ -86,16 +87,10 @@ class SampleFingerprintAdmin(admin.ModelAdmin):
 
 
 @admin.register(SampleEvent)
-class SampleEventAdmin(admin.ModelAdmin):
+class SampleEventAdmin(RecordAdmin):
     list_display = ("at", "action", "sample_id_value", "library", "user", "decision")
     list_filter = ("action",)
     list_select_related = ("library", "user", "decision")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
