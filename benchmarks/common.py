@@ -28,5 +28,11 @@ def timed(call, repeat: int) -> list[float]:
     return seconds
 
 
+def percentile(values: list[float], share: float) -> float:
+    """The nearest-rank percentile: a value that was measured, never an interpolation."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered) + 0.5) - 1))]
+
+
 def median_ms(seconds: list[float]) -> float:
     return statistics.median(seconds) * 1000

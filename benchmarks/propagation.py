@@ -62,7 +62,7 @@ from audit.models import (  # noqa: E402
     ResultFingerprint,
     VerdictSource,
 )
-from benchmarks.common import ensure_rows  # noqa: E402
+from benchmarks.common import ensure_rows, percentile  # noqa: E402
 from moderation_console.celery import app as celery_app  # noqa: E402
 from samples.fingerprint_base import FingerprintKind as Kind  # noqa: E402
 from samples.matching import key_of  # noqa: E402
@@ -275,11 +275,6 @@ def series(reviewer, clusters, worker: bool) -> tuple[float, list[float], list[i
         seconds.append(s)
         changed.append(n)
     return warmup, seconds, changed
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered) + 0.5) - 1))]
 
 
 def figures_of(seconds: list[float]) -> dict:

@@ -45,6 +45,7 @@ from django.db import connection, transaction  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 from audit.models import MediaType, Result, Suggestion  # noqa: E402
+from benchmarks.common import percentile  # noqa: E402
 from benchmarks.ingest import bench_client, queue_purge  # noqa: E402
 from samples import fingerprints, index, matching  # noqa: E402
 from samples import services as sample_services  # noqa: E402
@@ -259,11 +260,6 @@ def scan_answer_blocks(answer: dict) -> bool:
     return item.get("code") == 200 and any(
         r["suggestion"] == "block" and r["label"] == "customized" for r in item["results"]
     )
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered) + 0.5) - 1))]
 
 
 def summary(seconds: list[float]) -> dict:

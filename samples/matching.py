@@ -136,7 +136,7 @@ def similar(
     `fresh` makes the in-memory index catch up with the database first (propagation, which
     must see what arrived a moment ago); otherwise it may lag by a second (scanning).
     """
-    rows = [r if isinstance(r, dict) else _as_dict(r) for r in rows]
+    rows = [r if isinstance(r, dict) else row_as_dict(r) for r in rows]
     finder = {
         MediaType.IMAGE: _images_similar,
         MediaType.TEXT: _texts_similar,
@@ -160,7 +160,8 @@ def results_similar(result: Result, *, distance: int = DEFAULT_PDQ_DISTANCE) -> 
     return sorted(found, key=lambda m: (m.distance, m.id))[:SEARCH_LIMIT]
 
 
-def _as_dict(row) -> dict:
+def row_as_dict(row) -> dict:
+    """A stored fingerprint row (of a result or a sample) in the shape the finders take."""
     code = bytes(row.code) if row.code is not None else None
     return {
         "kind": row.kind,

@@ -32,7 +32,7 @@ def sample_learn(*, result: Result, decision: Decision) -> dict | None:
     or media not fetched)."""
     if result.media_type == MediaType.VIDEO:
         return None
-    rows = [matching._as_dict(r) for r in result.fingerprints.all()]
+    rows = [matching.row_as_dict(r) for r in result.fingerprints.all()]
     if not rows:
         return None
     image = None
