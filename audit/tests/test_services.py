@@ -12,6 +12,7 @@ from django.utils import timezone
 from audit import services
 from audit.models import FetchStatus, MediaType, Result
 from audit.serializers import IngestSerializer
+from audit.services import ingest as ingest_module
 from audit.tests.factories import ResultFactory, image_bytes
 
 pytestmark = pytest.mark.django_db
@@ -118,7 +119,7 @@ def test_a_failed_ingest_leaves_no_rows_and_no_files(monkeypatch, media_root):
     def fail(*args, **kwargs):
         raise DatabaseError("disk full")
 
-    monkeypatch.setattr(services, "_scenes_insert", fail)  # after the results' INSERT
+    monkeypatch.setattr(ingest_module, "_scenes_insert", fail)  # after the results' INSERT
     with pytest.raises(DatabaseError):
         services.results_ingest(media_type=MediaType.IMAGE, biz_type="default", items=items)
     assert Result.objects.count() == 0
@@ -138,7 +139,7 @@ def test_ingest_retries_when_a_concurrent_request_stored_the_same_task_id(monkey
             }
         ],
     )
-    original = services._result_build
+    original = ingest_module._result_build
     calls = []
 
     def build_while_another_request_commits(*args, **kwargs):
@@ -148,7 +149,7 @@ def test_ingest_retries_when_a_concurrent_request_stored_the_same_task_id(monkey
             ResultFactory(task_id="race-1", text="theirs")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(services, "_result_build", build_while_another_request_commits)
+    monkeypatch.setattr(ingest_module, "_result_build", build_while_another_request_commits)
     [outcome] = services.results_ingest(media_type=MediaType.TEXT, biz_type="default", items=items)
     assert outcome.created is False
     assert outcome.result.text == "theirs"

@@ -188,6 +188,7 @@ def test_a_decision_made_while_redis_is_down_propagates_once_it_is_back(
 ):
     from audit import services
     from audit.models import Decision
+    from audit.services import propagation
     from audit.tests.factories import ResultFactory, user_in
 
     own_redis.start()
@@ -210,7 +211,7 @@ def test_a_decision_made_while_redis_is_down_propagates_once_it_is_back(
         assert Decision.objects.get().propagation == "pending"
         own_redis.start()
         broker_reset()
-        monkeypatch.setattr(services, "PROPAGATION_RESEND_AFTER", timedelta(0))
+        monkeypatch.setattr(propagation, "PROPAGATION_RESEND_AFTER", timedelta(0))
         with start_worker(
             celery_app, pool="solo", perform_ping_check=False, queues=["down"], shutdown_timeout=10
         ):
