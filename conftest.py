@@ -3,6 +3,7 @@ import socket
 from urllib.parse import urlparse
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection
 
 from moderation_console.celery import app as celery_app
@@ -25,6 +26,23 @@ def pytest_sessionstart(session):
             socket.create_connection((parsed.hostname, parsed.port), timeout=3).close()
         except OSError as error:
             pytest.exit(f"{parsed.scheme} at {parsed.hostname}:{parsed.port}: {error}", 3)
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    # SQLite's test database is in memory by default, out of reach of the worker processes
+    # some tests start (audit/tests/test_worker_kill.py): a file of this run's own instead.
+    database = django_settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        name = tmp_path_factory.mktemp("database") / "test.sqlite3"
+        database.setdefault("TEST", {})["NAME"] = str(name)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_index_warm_up():
+    """Tests start workers in-process (worker_process_init): a warm-up thread would race the
+    per-test clearing of the indexes (fresh_hash_indexes). Its tests call it directly."""
+    django_settings.INDEX_WARMUP = False
 
 
 @pytest.fixture(autouse=True)

@@ -1,9 +1,13 @@
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import Count
+from django.urls import reverse
+from django.utils.html import format_html
 
-from audit import services
+from audit import callbacks, services
 from audit.models import (
+    CallbackDelivery,
     Decision,
     DecisionChannel,
     DecisionItem,
@@ -234,7 +238,22 @@ class DecisionAdmin(RecordAdmin):
         "changed_count",
         "changed_task_ids",
         "samples_added",
+        "callback_log",
     )
+
+    @admin.display(description="Callbacks")
+    def callback_log(self, decision: Decision) -> str:
+        counts = dict(
+            decision.callback_deliveries.order_by()
+            .values_list("status")
+            .annotate(n=Count("id"))
+            .values_list("status", "n")
+        )
+        if not counts:
+            return "None (no callback URL in the policy, or nothing changed)."
+        url = reverse("admin:audit_callbackdelivery_changelist")
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        return format_html('<a href="{}?decision__id__exact={}">{}</a>', url, decision.id, summary)
 
 
 @admin.register(DecisionItem)
@@ -277,3 +296,59 @@ class ResultFingerprintAdmin(admin.ModelAdmin):
     list_select_related = ("result",)
     paginator = EstimatedCountPaginator
     show_full_result_count = False
+
+
+@admin.action(description="Retry now", permissions=["retry"])
+def retry_now(modeladmin, request, queryset):
+    retried = callbacks.callbacks_retry(delivery_ids=list(queryset.values_list("id", flat=True)))
+    modeladmin.message_user(
+        request,
+        f"{len(retried)} delivery(ies) due now and queued; delivered ones are never resent.",
+        messages.SUCCESS,
+    )
+
+
+@admin.register(CallbackDelivery)
+class CallbackDeliveryAdmin(RecordAdmin):
+    list_display = (
+        "id",
+        "created_at",
+        "event",
+        "status",
+        "task_id",
+        "url",
+        "attempts",
+        "last_status_code",
+        "next_attempt_at",
+        "delivered_at",
+        "decision",
+    )
+    list_filter = ("status", "event")
+    list_select_related = ("decision",)
+    search_fields = ("=task_id",)
+    search_help_text = "An exact taskId."
+    ordering = ("-id",)
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    actions = [retry_now]
+    fields = (
+        "uuid",
+        "event",
+        "decision",
+        "task_id",
+        "result",
+        "policy",
+        "url",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_status_code",
+        "last_error",
+        "delivered_at",
+        "created_at",
+        "body",
+    )
+    readonly_fields = fields
+
+    def has_retry_permission(self, request) -> bool:
+        return request.user.has_perm("audit.change_callbackdelivery")

@@ -1,6 +1,7 @@
-"""Fetch an image or video URL without letting it reach internal services (SSRF guard).
+"""Fetch an image or video URL, or POST a callback, without letting either reach internal
+services (SSRF guard).
 
-How the guard works, per hop (the first URL and every redirect):
+How the guard works, per hop (the first URL and every redirect; a POST has one hop only):
 
 1. The URL must be http(s) with a host and no ``user:pass@``.
 2. The host is resolved once with getaddrinfo; every address must be public (or inside
@@ -139,7 +140,7 @@ def _parse_url(url: str) -> Url:
     except ValueError as exc:  # includes urllib3's LocationParseError
         raise FetchError("invalid_url", f"malformed URL: {exc}") from exc
     if parsed.scheme not in DEFAULT_PORTS:
-        raise FetchError("invalid_url", "only http and https URLs can be fetched")
+        raise FetchError("invalid_url", "only http and https URLs are allowed")
     if has_userinfo:
         raise FetchError("invalid_url", "URLs with user:password@ are not allowed")
     if not parsed.host or parsed.port == 0:
@@ -299,9 +300,15 @@ def _network_errors(deadline: _Deadline):
 
 
 def _send(
-    url: Url, *, deadline: _Deadline, allowed_networks: Sequence[Network], accept: str
+    url: Url,
+    *,
+    deadline: _Deadline,
+    allowed_networks: Sequence[Network],
+    headers: dict[str, str],
+    method: str = "GET",
+    body: bytes | None = None,
 ) -> tuple[HTTPConnection, HTTPResponse]:
-    """Do one GET on a fresh pinned connection; the caller closes the connection."""
+    """Do one request on a fresh pinned connection; the caller closes the connection."""
     host = url.host.strip("[]")
     port = url.port or DEFAULT_PORTS[url.scheme]
     targets = _resolve(host, port, allowed_networks)
@@ -317,14 +324,19 @@ def _send(
     headers = {
         "Host": url.netloc,
         "User-Agent": USER_AGENT,
-        "Accept": accept,
         "Accept-Encoding": "identity",  # no gzip: the size cap must apply to real bytes
         "Connection": "close",
+        **headers,
     }
     try:
         with _network_errors(deadline):
             conn.request(
-                "GET", url.request_uri, headers=headers, preload_content=False, decode_content=False
+                method,
+                url.request_uri,
+                body=body,
+                headers=headers,
+                preload_content=False,
+                decode_content=False,
             )
             conn.timeout = deadline.remaining()
             response = conn.getresponse()
@@ -394,7 +406,10 @@ def fetch_url(
     with _Deadline(timeout) as deadline:
         for _ in range(max_redirects + 1):
             conn, response = _send(
-                current, deadline=deadline, allowed_networks=allowed_networks, accept=accept
+                current,
+                deadline=deadline,
+                allowed_networks=allowed_networks,
+                headers={"Accept": accept},
             )
             try:
                 if response.status in REDIRECT_STATUSES:
@@ -407,3 +422,50 @@ def fetch_url(
                 response.close()
                 conn.close()
     raise FetchError("too_many_redirects", f"more than {max_redirects} redirects")
+
+
+@dataclass(frozen=True)
+class Posted:
+    status: int
+    content: bytes
+
+
+def post_url(
+    url: str,
+    *,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,
+    max_response_bytes: int,
+    allowed_networks: Sequence[Network] = (),
+) -> Posted:
+    """POST ``body`` to ``url`` under the same guards as fetch_url; returns any status.
+
+    Redirects are not followed: a POST would have to be replayed to an address the client
+    chose after the fact, so a 3xx comes back to the caller like any other status.
+    """
+    current = _parse_url(url)
+    headers = {**headers, "Content-Length": str(len(body))}
+    with _Deadline(timeout) as deadline:
+        conn, response = _send(
+            current,
+            deadline=deadline,
+            allowed_networks=allowed_networks,
+            headers=headers,
+            method="POST",
+            body=body,
+        )
+        try:
+            content = _read_body(response, max_bytes=max_response_bytes, deadline=deadline)
+            return Posted(status=response.status, content=content)
+        finally:
+            response.close()
+            conn.close()
+
+
+def url_check(url: str, *, allowed_networks: Sequence[Network] = ()) -> None:
+    """Raise FetchError for a URL that could never be fetched or posted to: a bad shape, or an
+    internal IP address written in it. Host names are only resolved when used (DNS changes)."""
+    parsed = _parse_url(url)
+    with suppress(ValueError):  # a host name, not an address
+        _ensure_allowed(ipaddress.ip_address(parsed.host.strip("[]")), allowed_networks)

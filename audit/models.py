@@ -1,5 +1,8 @@
+import uuid
+
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from samples.fingerprint_base import FingerprintFields
 
@@ -268,3 +271,73 @@ class DecisionTarget(models.Model):
 
     def __str__(self) -> str:
         return f"{self.decision_id} -> {self.task_id}"
+
+
+class CallbackEvent(models.TextChoices):
+    DECISION = "decision"
+    PROPAGATION = "propagation"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class CallbackDelivery(models.Model):
+    """One POST of a changed result to its policy's callback URL, and how it went.
+
+    Created in the transaction that changed the result, so the database is the outbox: a lost
+    broker message only delays the send (beat sends whatever is due).
+    """
+
+    # Public id: the body's deliveryId and the X-Delivery-Id header, for receivers to dedupe.
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # The result goes after its retention period; the task id stays.
+    result = models.ForeignKey(
+        Result, null=True, on_delete=models.SET_NULL, related_name="callback_deliveries"
+    )
+    task_id = models.CharField(max_length=64)
+    decision = models.ForeignKey(
+        Decision, on_delete=models.CASCADE, related_name="callback_deliveries"
+    )
+    # The policy whose URL this was and whose current secret signs each attempt.
+    policy = models.ForeignKey(
+        "policies.Policy", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    event = models.CharField(max_length=11, choices=CallbackEvent.choices)
+    url = models.CharField(max_length=2048)
+    # The exact JSON text sent (ASCII), the same on every attempt.
+    body = models.TextField()
+    status = models.CharField(
+        max_length=9, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # When a pending delivery is next due; None once it is delivered or failed.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "callback deliveries"
+        indexes = [
+            # The due query: pending only, by when each is due.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status="pending"),
+                name="callback_due_idx",
+            ),
+            models.Index(fields=["task_id"], name="callback_task_idx"),
+            models.Index(fields=["created_at"], name="callback_created_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=DeliveryStatus.values),
+                name="callback_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.task_id} → {self.url}"

@@ -26,6 +26,8 @@ class Scanned:
     data_id: str
     result: Result | None
     error: str = ""
+    # Why it failed, for protocols with their own codes: a FetchError's code, or "bad_media".
+    error_code: str = ""
 
 
 def results_scan(*, media_type: str, biz_type: str, scenes: list[str], items: list[dict]):
@@ -35,14 +37,18 @@ def results_scan(*, media_type: str, biz_type: str, scenes: list[str], items: li
         try:
             prepared.append(_prepare(media_type, scenes, item))
         except (fetch.FetchError, media.MediaError) as error:
-            errors[index] = str(error)
+            errors[index] = error
     stored = iter(_store(media_type, biz_type, prepared) if prepared else [])
     return [
-        Scanned(item.get("data_id", ""), None, errors[i])
+        Scanned(item.get("data_id", ""), None, str(errors[i]), _error_code(errors[i]))
         if i in errors
         else Scanned(item.get("data_id", ""), next(stored))
         for i, item in enumerate(items)
     ]
+
+
+def _error_code(error: Exception) -> str:
+    return error.code if isinstance(error, fetch.FetchError) else "bad_media"
 
 
 def _prepare(media_type: str, scenes: list[str], item: dict) -> dict:

@@ -57,6 +57,12 @@ def result_queue(*, filters: dict, size: int = 48) -> QueuePage:
     return QueuePage(items=items, next_cursor=next_cursor)
 
 
+def result_queue_queryset(*, filters: dict) -> QuerySet:
+    """The Audit queue's rows for `filters`, unordered and unpaged: for protocols that page
+    by number (green.console's DescribeAuditContent)."""
+    return _queue_queryset(filters)
+
+
 def _queue_queryset(f: dict) -> QuerySet:
     media_type = f["type"]
     qs = Result.objects.filter(audit_range_q(media_type), media_type=media_type)

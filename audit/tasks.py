@@ -1,7 +1,7 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from audit import services
+from audit import callbacks, services
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -54,3 +54,27 @@ def decisions_propagate_pending() -> None:
 @shared_task(acks_late=True, ignore_result=True)
 def results_fingerprint(result_ids: list[int]) -> None:
     services.results_fingerprint(result_ids=result_ids)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def callbacks_send(delivery_ids: list[int]) -> None:
+    # One message per committed change, fanned out here so the request publishes once.
+    for delivery_id in delivery_ids:
+        callback_send.delay(delivery_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def callback_send(delivery_id: int) -> None:
+    # No Celery retry: a failed attempt is rescheduled in its row, and beat sends it when due.
+    callbacks.callback_send(delivery_id=delivery_id)
+
+
+@shared_task(ignore_result=True)
+def callbacks_send_due() -> None:
+    for delivery_id in callbacks.callbacks_send_due():
+        callback_send.delay(delivery_id)
+
+
+@shared_task(ignore_result=True)
+def callbacks_purge() -> int:
+    return callbacks.callbacks_purge()

@@ -106,8 +106,10 @@ def sample_rows(media_type: str, rng: np.random.Generator) -> list[tuple]:
         ]
         return rows
     keys = rng.integers(-(2**63), 2**63 - 1, 1 + fingerprints.LSH_BANDS)
-    return [(Kind.TEXT_EXACT.value, int(keys[0]), None, None, "")] + [
-        (Kind.TEXT_BAND.value, int(k), None, None, "") for k in keys[1:]
+    return [
+        (Kind.TEXT_EXACT.value, int(keys[0]), None, None, ""),
+        *((Kind.TEXT_BAND.value, int(k), None, None, "") for k in keys[1:]),
+        (Kind.TEXT_MINHASH.value, None, rng.bytes(4 * fingerprints.MINHASH_PERMUTATIONS), None, ""),
     ]
 
 

@@ -4,6 +4,8 @@ The defaults suit a fresh checkout: SQLite in the project folder and Celery task
 run in-process. Every variable is listed in `.env.example`.
 """
 
+import base64
+import hashlib
 import ipaddress
 import os
 from datetime import timedelta
@@ -36,6 +38,19 @@ SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret" if DEBUG else ""
 if not SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off")
 
+# Secrets kept in the database (callback signing secrets) are encrypted with this Fernet key
+# (moderation_console.crypto); a comma-separated list rotates keys: the first encrypts, all
+# decrypt. Make one with:
+#   python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'
+FIELD_ENCRYPTION_KEY = os.environ.get("FIELD_ENCRYPTION_KEY", "")
+if not FIELD_ENCRYPTION_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("FIELD_ENCRYPTION_KEY is required when DEBUG is off")
+    # Demo and tests: derived from SECRET_KEY, so it stays the same across restarts.
+    FIELD_ENCRYPTION_KEY = base64.urlsafe_b64encode(
+        hashlib.sha256(f"field-encryption:{SECRET_KEY}".encode()).digest()
+    ).decode()
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
@@ -54,6 +69,7 @@ INSTALLED_APPS = [
     "audit",
     "samples",
     "policies",
+    "green",
 ]
 
 MIDDLEWARE = [
@@ -140,6 +156,11 @@ FETCH_MAX_REDIRECTS = env_int("FETCH_MAX_REDIRECTS", 3)
 FETCH_ALLOWED_NETWORKS = [ipaddress.ip_network(n) for n in env_list("FETCH_ALLOWED_NETWORKS")]
 FETCH_MAX_ATTEMPTS = env_int("FETCH_MAX_ATTEMPTS", 4)
 
+# Callbacks (audit.callbacks): POSTed under the same address rules as fetching.
+CALLBACK_TIMEOUT_SECONDS = float(os.environ.get("CALLBACK_TIMEOUT_SECONDS", "10"))
+CALLBACK_MAX_ATTEMPTS = env_int("CALLBACK_MAX_ATTEMPTS", 8)
+CALLBACK_RETENTION_DAYS = env_int("CALLBACK_RETENTION_DAYS", 30)  # the delivery log
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -176,6 +197,10 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# Web and worker processes load their in-memory fingerprint indexes when they start, in the
+# background (samples.warmup), instead of making their first search wait 10-16 s for it.
+INDEX_WARMUP = env_bool("INDEX_WARMUP", default=True)
+
 # Celery: with no broker configured, tasks run in-process so the demo needs no services.
 # (memory:// then, so nothing ever falls back to Celery's default amqp://localhost).
 CELERY_TASK_ALWAYS_EAGER = not os.environ.get("CELERY_BROKER_URL")
@@ -195,6 +220,18 @@ CELERY_BEAT_SCHEDULE = {
     "results-fetch-stale": {
         "task": "audit.tasks.results_fetch_stale",
         "schedule": timedelta(minutes=5),
+    },
+    # Callback deliveries live in the database: this sends the due ones (first tries whose
+    # message was lost, and retries after their backoff).
+    "callbacks-send-due": {
+        "task": "audit.tasks.callbacks_send_due",
+        "schedule": timedelta(seconds=60),
+    },
+    "callbacks-purge": {"task": "audit.tasks.callbacks_purge", "schedule": timedelta(hours=6)},
+    # The replay store of AccessKey signatures (green): rows past the 15-minute date window.
+    "green-seen-requests-purge": {
+        "task": "green.tasks.seen_requests_purge",
+        "schedule": timedelta(minutes=15),
     },
 }
 

@@ -14,3 +14,7 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "moderation_console.settings")
 
 application = get_wsgi_application()
+
+from samples import warmup  # noqa: E402 - after the apps are loaded
+
+warmup.indexes_warm_up_in_background()

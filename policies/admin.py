@@ -1,7 +1,14 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
+from django.views.decorators.http import require_POST
 
 from audit.models import MediaType
+from moderation_console import crypto
 from policies import selectors, services
 from policies.forms import PolicyAdminForm
 from policies.models import DEFAULT_BIZ_TYPE, Policy, PolicyChange
@@ -16,6 +23,20 @@ def _audit_range_column(media_type: MediaType):
     return column
 
 
+@admin.action(
+    description="Rotate the callback secret of the selected policies", permissions=["change"]
+)
+def rotate_callback_secret(modeladmin, request, queryset):
+    for biz_type in queryset.values_list("biz_type", flat=True):
+        services.policy_secret_rotate(biz_type=biz_type, user=request.user)
+    modeladmin.message_user(
+        request,
+        "New callback secrets generated: update the receivers (pending deliveries are signed "
+        "with the new secret from their next attempt on).",
+        messages.SUCCESS,
+    )
+
+
 @admin.register(Policy)
 class PolicyAdmin(admin.ModelAdmin):
     form = PolicyAdminForm
@@ -25,16 +46,63 @@ class PolicyAdmin(admin.ModelAdmin):
         _audit_range_column(MediaType.VIDEO),
         _audit_range_column(MediaType.TEXT),
         "propagate",
+        "callback_url",
         "updated_at",
         "updated_by",
     )
     list_select_related = ("updated_by",)
     search_fields = ("biz_type",)
     ordering = ("biz_type",)
+    actions = [rotate_callback_secret]
 
     def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ("updated_at", "updated_by")
         # Renaming would move the history to another biz type: create a new policy instead.
-        return ("biz_type", "updated_at", "updated_by") if obj else ("updated_at", "updated_by")
+        fields = ("biz_type", "updated_at", "updated_by")
+        # The secret in clear only for those who may change the policy (and so rotate it).
+        if self.has_change_permission(request, obj):
+            fields += ("callback_secret_panel",)
+        return fields
+
+    @admin.display(description="Callback secret")
+    def callback_secret_panel(self, policy: Policy) -> str:
+        if not policy.callback_secret_encrypted:
+            return "Generated when the policy first gets a callback URL."
+        rotate = format_html(
+            '<button type="submit" formaction="{}" formnovalidate>Rotate</button>',
+            reverse("admin:policies_policy_rotate_secret", args=[policy.pk]),
+        )
+        try:
+            secret = policy.callback_secret
+        except crypto.DecryptionError as error:
+            return format_html("{} {}", error, rotate)
+        return format_html(
+            "<details><summary>Show (set {})</summary><code>{}</code></details>"
+            "<p>Receivers check <code>X-Signature: sha256=&lt;hex HMAC-SHA256 of the body&gt;"
+            "</code> with it. {}</p>",
+            timezone.localtime(policy.callback_secret_set_at).strftime("%Y-%m-%d %H:%M"),
+            secret,
+            rotate,
+        )
+
+    def get_urls(self):
+        rotate = path(
+            "<int:object_id>/rotate-secret/",
+            self.admin_site.admin_view(self.rotate_secret_view),
+            name="policies_policy_rotate_secret",
+        )
+        return [rotate, *super().get_urls()]
+
+    @method_decorator(require_POST)
+    def rotate_secret_view(self, request, object_id: int):
+        # Posted by the Rotate button, which submits the change form (and its CSRF token).
+        policy = get_object_or_404(Policy, pk=object_id)
+        if not self.has_change_permission(request, policy):
+            raise PermissionDenied
+        services.policy_secret_rotate(biz_type=policy.biz_type, user=request.user)
+        self.message_user(request, "New callback secret generated: update the receiver.")
+        return redirect("admin:policies_policy_change", policy.pk)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         if obj is not None and obj.biz_type == DEFAULT_BIZ_TYPE:

@@ -8,6 +8,7 @@ from audit.api import ERROR
 from policies import selectors, services
 from policies.models import Policy
 from policies.serializers import (
+    CallbackSecretSerializer,
     PolicyDataSerializer,
     PolicyDetailSerializer,
     PolicySerializer,
@@ -67,9 +68,11 @@ class PolicyDetail(APIView):
         operation_id="policies_update",
         summary="Create or replace the policy of one biz type",
         description=(
-            "Every key of the body is required. Creating needs policies.add_policy as well "
-            "as policies.change_policy. The change is recorded in the policy's history; a PUT "
-            "that changes nothing records nothing. Takes effect on the next Audit page load."
+            "Every key of the body is required but callbackUrl (left out, it keeps its value). "
+            "Creating needs policies.add_policy as well as policies.change_policy. The change "
+            "is recorded in the policy's history; a PUT that changes nothing records nothing. "
+            "Takes effect on the next Audit page load. A callback secret is generated when "
+            "the policy first gets a callback URL."
         ),
         request=PolicyDataSerializer,
         responses={
@@ -115,6 +118,45 @@ class PolicyDetail(APIView):
         except DjangoValidationError as error:
             raise _service_errors(error) from None
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CanChangePolicy(permissions.BasePermission):
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.has_perm("policies.change_policy"))
+
+
+class PolicyCallbackSecret(APIView):
+    """The one place the API shows a callback secret in clear: to policy admins who ask."""
+
+    permission_classes = [CanChangePolicy]
+
+    @extend_schema(
+        operation_id="policies_callback_secret_retrieve",
+        summary="The callback signing secret of one biz type's policy",
+        description="Needs policies.change_policy. Receivers verify X-Signature with it.",
+        responses={200: CallbackSecretSerializer, 403: ERROR, 404: ERROR},
+    )
+    def get(self, request, biz_type: str):
+        return Response(CallbackSecretSerializer(_policy_or_404(biz_type)).data)
+
+    @extend_schema(
+        operation_id="policies_callback_secret_rotate",
+        summary="Replace the callback signing secret with a new one",
+        description=(
+            "Needs policies.change_policy. Deliveries still pending are signed with the new "
+            "secret from their next attempt on. Recorded in the policy's history (the time, "
+            "never the secret)."
+        ),
+        request=None,
+        responses={200: CallbackSecretSerializer, 403: ERROR, 404: ERROR},
+    )
+    def post(self, request, biz_type: str):
+        try:
+            policy = services.policy_secret_rotate(biz_type=biz_type, user=request.user)
+        except Policy.DoesNotExist:
+            raise _not_found(biz_type) from None
+        return Response(CallbackSecretSerializer(policy).data)
 
 
 def _exists(biz_type: str) -> bool:

@@ -45,6 +45,16 @@ class PolicyForm(forms.Form):
         label="Propagate decisions",
         help_text="Apply each decision to similar results too.",
     )
+    # A CharField, not a URLField: the service's rules decide (http/https, no user:pass@, no
+    # internal address), and nothing is guessed, such as a missing scheme.
+    callback_url = forms.CharField(
+        required=False,
+        max_length=services.CALLBACK_URL_MAX_LENGTH,
+        label="Callback URL",
+        help_text="Changed results are POSTed here, signed with the policy's secret "
+        "(X-Signature). Empty turns callbacks off.",
+        widget=forms.URLInput(attrs={"placeholder": "https://example.com/moderation-callback"}),
+    )
 
     def clean(self):
         cleaned = super().clean()

@@ -9,6 +9,8 @@ from policies import services
 from policies.models import CATEGORY_NAMES, DEFAULT_BIZ_TYPE, Policy, PolicyChange
 
 HISTORY_LENGTH = 20
+HISTORY_FIELDS = (*services.POLICY_FIELDS, services.SECRET_MARKER_FIELD)
+FIELD_LABELS = {"callback_url": "Callback URL", "callback_secret_set_at": "Callback secret"}
 
 
 def policy_for(biz_type: str) -> Policy:
@@ -61,9 +63,17 @@ def policy_change_diff(change: PolicyChange) -> list[FieldDiff]:
             before=_value_text(field, before[field]) if field in before else "—",
             after=_value_text(field, change.after.get(field)),
         )
-        for field in services.POLICY_FIELDS
-        if field not in before or before[field] != change.after.get(field)
+        for field in HISTORY_FIELDS
+        if _changed(field, before, change.after)
     ]
+
+
+def _changed(field: str, before: dict, after: dict) -> bool:
+    if field == services.SECRET_MARKER_FIELD:
+        return before.get(field) != after.get(field)  # only when a secret was generated
+    if field not in before and field not in after:
+        return False  # recorded before the field existed
+    return field not in before or before[field] != after.get(field)
 
 
 def policy_summary(policy: Policy) -> list[tuple[str, str]]:
@@ -75,11 +85,15 @@ def policy_summary(policy: Policy) -> list[tuple[str, str]]:
 
 
 def _field_label(field: str) -> str:
-    return field.replace("_", " ").capitalize()
+    return FIELD_LABELS.get(field) or field.replace("_", " ").capitalize()
 
 
 def _value_text(field: str, value) -> str:
     if field == "propagate":
         return "On" if value else "Off"
+    if field == "callback_url":
+        return value or "(none)"
+    if field == services.SECRET_MARKER_FIELD:
+        return f"generated {value[:19].replace('T', ' ')}" if value else "(none)"
     names = CATEGORY_NAMES if field in services.CATEGORY_FIELDS else dict(Suggestion.choices)
     return ", ".join(names.get(item, str(item)) for item in value or []) or "(none)"

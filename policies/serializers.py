@@ -15,6 +15,7 @@ API_PATHS = {
     **{f"{t}_audit_range": ("auditRange", t) for t in MediaType.values},
     **{f"{t}_categories": ("categories", t) for t in MediaType.values},
     "propagate": ("propagate",),
+    "callback_url": ("callbackUrl",),
     "biz_type": ("bizType",),
 }
 
@@ -66,10 +67,25 @@ class PolicyDataSerializer(serializers.Serializer):
     auditRange = AuditRangeSerializer(source="*")
     categories = CategoriesSerializer(source="*")
     propagate = StrictBooleanField(help_text="Apply each decision to similar results too.")
+    callbackUrl = StrictCharField(
+        source="callback_url",
+        required=False,
+        allow_blank=True,
+        max_length=services.CALLBACK_URL_MAX_LENGTH,
+        help_text="Changed results are POSTed here, signed with the policy's callback secret; "
+        '"" turns callbacks off. Optional in a PUT: left out, it keeps its value.',
+    )
 
 
 class PolicyStateSerializer(PolicyDataSerializer):
     bizType = serializers.CharField(source="biz_type", read_only=True)
+    callbackSecretSetAt = serializers.DateTimeField(
+        source="callback_secret_set_at",
+        read_only=True,
+        allow_null=True,
+        help_text="When the callback secret was generated (the secret itself is at "
+        "/api/v1/policies/{bizType}/callback-secret).",
+    )
 
 
 class PolicyChangeSerializer(serializers.Serializer):
@@ -93,6 +109,16 @@ class PolicySerializer(PolicyStateSerializer):
 class PolicyDetailSerializer(PolicySerializer):
     history = PolicyChangeSerializer(
         many=True, source="recent_changes", help_text="The latest 20 changes, newest first."
+    )
+
+
+class CallbackSecretSerializer(serializers.Serializer):
+    bizType = serializers.CharField(source="biz_type")
+    callbackSecret = serializers.CharField(
+        source="callback_secret", help_text='The HMAC-SHA256 key; "" until one is generated.'
+    )
+    callbackSecretSetAt = serializers.DateTimeField(
+        source="callback_secret_set_at", allow_null=True
     )
 
 

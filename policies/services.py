@@ -2,18 +2,26 @@
 
 import logging
 import re
+import secrets
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
+from audit import fetch
 from audit.models import MediaType, Suggestion
+from moderation_console import crypto
 from policies.models import CATEGORY_NAMES, DEFAULT_BIZ_TYPE, Policy, PolicyChange
 
 logger = logging.getLogger(__name__)
 
 AUDIT_RANGE_FIELDS = tuple(f"{t}_audit_range" for t in MediaType.values)
 CATEGORY_FIELDS = tuple(f"{t}_categories" for t in MediaType.values)
-POLICY_FIELDS = (*AUDIT_RANGE_FIELDS, *CATEGORY_FIELDS, "propagate")
+POLICY_FIELDS = (*AUDIT_RANGE_FIELDS, *CATEGORY_FIELDS, "propagate", "callback_url")
+# History shows when the callback secret was replaced, never the secret.
+SECRET_MARKER_FIELD = "callback_secret_set_at"  # noqa: S105 - a field name
+CALLBACK_URL_MAX_LENGTH = 2048
 # Reviewers pick a category with the keys 1-9.
 MAX_CATEGORIES = 9
 # \Z, not $: `$` also matches before a trailing newline.
@@ -30,8 +38,14 @@ def biz_type_validate(value: str) -> None:
 
 
 def policy_as_dict(policy: Policy) -> dict:
-    """The editable state of a policy: what history rows store and the API shows."""
-    return {"biz_type": policy.biz_type} | {f: getattr(policy, f) for f in POLICY_FIELDS}
+    """The editable state of a policy, and when its callback secret was set: what history rows
+    store and the API shows."""
+    set_at = policy.callback_secret_set_at
+    return (
+        {"biz_type": policy.biz_type}
+        | {f: getattr(policy, f) for f in POLICY_FIELDS}
+        | {SECRET_MARKER_FIELD: set_at.isoformat() if set_at else None}
+    )
 
 
 def policy_validate(data: dict) -> dict:
@@ -60,7 +74,30 @@ def _field_clean(field: str, value):
         if not isinstance(value, bool):
             raise ValidationError("Must be true or false.")
         return value
+    if field == "callback_url":
+        return _callback_url_clean(value)
     raise ValidationError("Unknown field.")
+
+
+def _callback_url_clean(value) -> str:
+    if not isinstance(value, str):
+        raise ValidationError("Must be a URL, or empty to turn callbacks off.")
+    value = value.strip()
+    if not value:
+        return ""
+    if len(value) > CALLBACK_URL_MAX_LENGTH:
+        raise ValidationError(f"At most {CALLBACK_URL_MAX_LENGTH} characters.")
+    # The sender's own rules, so a URL saved here is one it will POST to.
+    try:
+        fetch.url_check(value, allowed_networks=settings.FETCH_ALLOWED_NETWORKS)
+    except fetch.FetchError as error:
+        hint = (
+            " (FETCH_ALLOWED_NETWORKS names allowed ones)"
+            if error.code == "blocked_address"
+            else ""
+        )
+        raise ValidationError(f"Not a usable callback URL: {error}{hint}.") from None
+    return value
 
 
 def _strings_clean(value, allowed) -> list[str]:
@@ -121,9 +158,12 @@ def policy_update(*, biz_type: str, data: dict, user) -> tuple[Policy, bool]:
     values = policy_validate(data)
     policy = _policy_locked(biz_type)
     if policy is None:
+        secret = _secret_fields() if values.get("callback_url") else {}
         try:
             with transaction.atomic():
-                policy = Policy.objects.create(biz_type=biz_type, updated_by=user, **values)
+                policy = Policy.objects.create(
+                    biz_type=biz_type, updated_by=user, **values, **secret
+                )
         except IntegrityError:
             # Created by someone else since we looked: update theirs instead.
             policy = _policy_locked(biz_type)
@@ -136,6 +176,8 @@ def policy_update(*, biz_type: str, data: dict, user) -> tuple[Policy, bool]:
 def _policy_apply(policy: Policy, values: dict, user) -> Policy:
     """Caller holds the lock on the policy row."""
     before = policy_as_dict(policy)
+    if values.get("callback_url") and not policy.callback_secret_encrypted:
+        values = values | _secret_fields()
     for field, value in values.items():
         setattr(policy, field, value)
     if policy_as_dict(policy) == before:
@@ -144,6 +186,24 @@ def _policy_apply(policy: Policy, values: dict, user) -> Policy:
     policy.save()
     _change_record(policy, user, before=before)
     return policy
+
+
+def _secret_fields() -> dict:
+    # 32 random bytes: the HMAC-SHA256 key size; url-safe so it pastes into any config.
+    return {
+        "callback_secret_encrypted": crypto.encrypt(secrets.token_urlsafe(32)),
+        "callback_secret_set_at": timezone.now(),
+    }
+
+
+@transaction.atomic
+def policy_secret_rotate(*, biz_type: str, user) -> Policy:
+    """Replaces the callback secret of a policy with a new one; the change is recorded (the
+    time it was set, not the secret). Raises Policy.DoesNotExist for an unknown biz type."""
+    policy = _policy_locked(biz_type)
+    if policy is None:
+        raise Policy.DoesNotExist(f"No policy for biz type {biz_type!r}.")
+    return _policy_apply(policy, _secret_fields(), user)
 
 
 @transaction.atomic

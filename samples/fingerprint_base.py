@@ -12,17 +12,20 @@ class FingerprintKind(models.TextChoices):
     PDQ_VARIANT = "pdq_variant", "Image: PDQ of a flipped or rotated form"
     TEXT_EXACT = "text_exact", "Text: normalized exact"
     TEXT_BAND = "text_band", "Text: MinHash band"
+    TEXT_MINHASH = "text_minhash", "Text: MinHash signature"
     VIDEO_FILE = "video_file", "Video: file hash"
     VIDEO_FRAME = "video_frame", "Video: PDQ of a frame"
 
 
 class FingerprintFields(models.Model):
     """The columns every fingerprint row has: a `key` to look up in the database (a hash
-    prefix or band key) and/or a 256-bit `code` for Hamming search in memory."""
+    prefix or band key) and/or a `code`: a 256-bit PDQ code for Hamming search in memory, or a
+    text's MinHash signature."""
 
     kind = models.CharField(max_length=12, choices=FingerprintKind.choices)
     key = models.BigIntegerField(null=True, blank=True)
-    code = models.BinaryField(max_length=32, null=True, blank=True)
+    # 32 bytes (a PDQ code) or a packed MinHash signature (512 bytes).
+    code = models.BinaryField(max_length=512, null=True, blank=True)
     quality = models.PositiveSmallIntegerField(null=True, blank=True)
     form = models.CharField(max_length=12, blank=True)  # which dihedral form a variant is
 

@@ -269,6 +269,20 @@ def text_similarity(a: TextFingerprint, b: TextFingerprint) -> float:
     return float(np.count_nonzero(np.array(a.minhash) == np.array(b.minhash))) / len(a.minhash)
 
 
+def minhash_pack(minhash: tuple[int, ...]) -> bytes:
+    """A signature as stored (TEXT_MINHASH rows): little-endian uint32s, 512 bytes."""
+    return np.array(minhash, dtype="<u4").tobytes()
+
+
+def minhash_similarities(query: bytes, stored: list[bytes]) -> np.ndarray:
+    """`text_similarity` of one packed signature against many, in one vectorised pass."""
+    if not stored:
+        return np.zeros(0)
+    theirs = np.frombuffer(b"".join(stored), dtype="<u4").reshape(len(stored), -1)
+    mine = np.frombuffer(query, dtype="<u4")
+    return np.count_nonzero(theirs == mine, axis=1) / len(mine)
+
+
 def text_band_keys(fp: TextFingerprint) -> list[int]:
     """LSH keys (signed 64-bit, for a bigint column): texts sharing one are candidates.
 

@@ -8,6 +8,7 @@ The database stays the source of truth: each web or worker process keeps its own
 on first use, adds rows newer than the last one it saw and rebuilds after removals.
 """
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -187,10 +188,27 @@ def get_index(name: str, factory: Callable[[], SyncedIndex]) -> SyncedIndex:
         return _registry[name]
 
 
+def indexes_stats() -> dict[str, dict]:
+    """SyncedIndex.stats() of each index this process holds, by name."""
+    with _registry_lock:
+        return {name: synced.stats() for name, synced in _registry.items()}
+
+
 def clear_indexes() -> None:
     """Forget every index of this process (tests whose database rolls back between them)."""
     with _registry_lock:
         _registry.clear()
+
+
+def _forget_after_fork() -> None:
+    # A fork copies the indexes but not a thread loading one (a warm-up started before
+    # gunicorn --preload or uWSGI forks its workers): its locks would stay held in the child
+    # for ever. The child loads its own instead.
+    global _registry, _registry_lock
+    _registry, _registry_lock = {}, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def _code_array(codes: Sequence[bytes] | np.ndarray) -> np.ndarray:

@@ -53,6 +53,8 @@ def text_rows(text: str) -> list[dict]:
     fp = fingerprints.text_fingerprint(text)
     rows = [{"kind": Kind.TEXT_EXACT, "key": key_of(fp.exact)}]
     rows += [{"kind": Kind.TEXT_BAND, "key": key} for key in fingerprints.text_band_keys(fp)]
+    if fp.minhash:
+        rows.append({"kind": Kind.TEXT_MINHASH, "code": fingerprints.minhash_pack(fp.minhash)})
     return rows
 
 
@@ -210,16 +212,21 @@ def _images_similar(store, rows, text, distance, fresh) -> dict[int, Match]:
 def _texts_similar(store, rows, text, distance, fresh) -> dict[int, Match]:
     matches = _exact(store, Kind.TEXT_EXACT, _keys(rows, Kind.TEXT_EXACT), "text")
     bands = _keys(rows, Kind.TEXT_BAND)
-    if not bands or not text:
+    mine = next((r["code"] for r in rows if r["kind"] == Kind.TEXT_MINHASH), None)
+    if not bands or mine is None:
         return matches
-    candidates = store.owners_of(kind=Kind.TEXT_BAND, key__in=bands) - set(matches)
-    mine = fingerprints.text_fingerprint(text)
-    for owner in store.owners.objects.filter(id__in=list(candidates)[: SEARCH_LIMIT * 5]).only(
-        "id", "text"
-    ):
-        theirs = fingerprints.text_fingerprint(owner.text)
-        if fingerprints.text_similarity(mine, theirs) >= fingerprints.TEXT_THRESHOLD:
-            _keep_best(matches, Match(owner.id, 0, "text-near"))
+    # A shared band key makes a candidate; the stored signatures then estimate the similarity
+    # without reading or re-hashing the candidates' texts.
+    candidates = list(store.owners_of(kind=Kind.TEXT_BAND, key__in=bands) - set(matches))
+    signatures = list(
+        store.rows.objects.filter(
+            kind=Kind.TEXT_MINHASH, **{f"{store.owner_field}__in": candidates[: SEARCH_LIMIT * 5]}
+        ).values_list(store.owner_field, "code")
+    )
+    scores = fingerprints.minhash_similarities(mine, [bytes(code) for _, code in signatures])
+    for (owner, _), score in zip(signatures, scores, strict=True):
+        if score >= fingerprints.TEXT_THRESHOLD:
+            _keep_best(matches, Match(owner, 0, "text-near"))
     return matches
 
 
@@ -240,3 +247,20 @@ def _videos_similar(store, rows, text, distance, fresh) -> dict[int, Match]:
         if len(matched) / len(frames) >= VIDEO_FRAME_SHARE:
             _keep_best(matches, Match(owner, best[owner], "video-frames"))
     return matches
+
+
+# Loading the indexes ahead of use ---------------------------------------------------------------
+
+
+def indexes_warm_up() -> None:
+    """Load every index the finders above search: both stores' images and video frames.
+
+    Through the finders themselves, with a made-up code, so that these are always the indexes
+    (store and kinds) that propagation and scanning search.
+    """
+    probe = bytes(range(32))
+    image = {"kind": Kind.PDQ, "code": probe, "quality": 100}
+    frame = {"kind": Kind.VIDEO_FRAME, "code": probe, "quality": 100}
+    for store in (RESULTS, samples_store()):
+        similar(store, MediaType.IMAGE, [image])
+        similar(store, MediaType.VIDEO, [frame])

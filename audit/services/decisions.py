@@ -9,8 +9,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from audit import tasks
+from audit import callbacks, tasks
 from audit.models import (
+    CallbackEvent,
     Decision,
     DecisionItem,
     Result,
@@ -108,6 +109,9 @@ def decision_record(
             decided_at=now,
             decision=decision,
             version=F("version") + 1,
+        )
+        callbacks.callbacks_create(
+            decision=decision, result_ids=[r.id for r in targets], event=CallbackEvent.DECISION
         )
         # The decision row itself says propagation is pending, so a lost message only
         # delays it: beat re-sends (decisions_propagate_pending).

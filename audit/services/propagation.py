@@ -7,7 +7,9 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from audit import callbacks
 from audit.models import (
+    CallbackEvent,
     Decision,
     DecisionTarget,
     PropagationState,
@@ -109,6 +111,9 @@ def _propagation_apply(decision: Decision, targets: dict[int, matching.Match]) -
         decided_at=timezone.now(),
         decision=decision,
         version=F("version") + 1,
+    )
+    callbacks.callbacks_create(
+        decision=decision, result_ids=[r.id for r in rows], event=CallbackEvent.PROPAGATION
     )
     return [r.task_id for r in rows]
 

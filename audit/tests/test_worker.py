@@ -1,7 +1,6 @@
 """Tasks through a real Celery worker: Redis when CELERY_BROKER_URL is set (CI), otherwise
 Celery's in-memory broker, so the test command also works with no services."""
 
-import time
 import uuid
 from datetime import timedelta
 
@@ -12,6 +11,7 @@ from rest_framework.test import APIClient
 from audit import tasks
 from audit.models import FetchStatus, Result
 from audit.tests.factories import api_client_user, image_bytes
+from audit.tests.processes import broker_reset, wait_for
 from moderation_console.celery import app as celery_app
 
 
@@ -29,15 +29,6 @@ def celery_worker():
         yield
     conf.update(saved)
     broker_reset()
-
-
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.mark.celery_worker
@@ -119,68 +110,6 @@ def test_a_decision_on_the_audit_page_propagates_through_the_worker(celery_worke
     )
 
 
-@pytest.fixture
-def own_redis(tmp_path):
-    """A redis-server of the test's own on a free port, to stop and start at will."""
-    import shutil
-    import socket
-    import subprocess
-
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed (Debian's redis-server package)")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [
-        binary,
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(tmp_path),
-    ]
-
-    class Server:
-        url = f"redis://127.0.0.1:{port}/0"
-        process = None
-
-        def start(self):
-            self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-            assert wait_for(lambda: _accepts(port), timeout=10)
-
-        def stop(self):
-            self.process.terminate()
-            self.process.wait(10)
-
-    server = Server()
-    yield server
-    if server.process and server.process.poll() is None:
-        server.stop()
-
-
-def broker_reset() -> None:
-    """Celery keeps its broker connections and its queue routing; drop both so the next
-    send follows the current broker_url and task_default_queue."""
-    celery_app._after_fork()
-    celery_app.__dict__.pop("amqp", None)
-
-
-def _accepts(port: int) -> bool:
-    import socket
-
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
-
-
 @pytest.mark.celery_worker
 @pytest.mark.django_db(transaction=True)
 def test_a_decision_made_while_redis_is_down_propagates_once_it_is_back(
@@ -193,6 +122,8 @@ def test_a_decision_made_while_redis_is_down_propagates_once_it_is_back(
 
     own_redis.start()
     own_redis.stop()
+    # Celery reads CELERY_BROKER_URL (set in CI) before its conf's broker_url.
+    monkeypatch.setenv("CELERY_BROKER_URL", own_redis.url)
     conf = celery_app.conf
     saved = {k: conf[k] for k in ("broker_url", "task_always_eager", "task_default_queue")}
     conf.update(broker_url=own_redis.url, task_always_eager=False, task_default_queue="down")

@@ -35,7 +35,12 @@ def test_creating_a_policy_records_a_change_without_before():
     assert policy.text_categories == ["spam", "abuse"]
     change = PolicyChange.objects.get(policy=policy)
     assert change.before is None
-    assert change.after == {"biz_type": "comments", **FULL}
+    assert change.after == {
+        "biz_type": "comments",
+        **FULL,
+        "callback_url": "",
+        "callback_secret_set_at": None,
+    }
     assert change.changed_by == user
 
 
@@ -145,7 +150,11 @@ def test_deleting_an_unknown_policy_raises_does_not_exist():
 
 def test_policy_as_dict_holds_the_biz_type_and_every_editable_field():
     policy = PolicyFactory(biz_type="comments")
-    assert set(services.policy_as_dict(policy)) == {"biz_type", *services.POLICY_FIELDS}
+    assert set(services.policy_as_dict(policy)) == {
+        "biz_type",
+        *services.POLICY_FIELDS,
+        "callback_secret_set_at",  # when the secret was set; never the secret
+    }
 
 
 # Concurrency (PostgreSQL: SQLite serializes whole-database writes anyway) -------------------

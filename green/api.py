@@ -1,0 +1,279 @@
+"""The scan API of Alibaba Content Moderation (2018-05-09) as aliyun-python-sdk-green calls it:
+POST /green/<type>/<operation> with a JSON body (sent as application/octet-stream), signed
+with an AccessKey (green.auth). Each endpoint translates to the product's own services and
+answers in the v1 shape `{code, msg, requestId, data}`."""
+
+import json
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit import scanning
+from audit.api import CanDecide, ScanPermission
+from audit.models import SCENES, FetchStatus, MediaType, Result, VerdictSource
+from audit.serializers import ScanSerializer
+from green import errors, services
+from green.auth import RoaSignatureAuthentication
+from green.errors import GreenError
+from green.models import AccessKey
+from green.serializers import FeedbackSerializer, TaskIdsField
+
+# A task that could not be scanned, by audit.scanning's error code: Alibaba's code and msg.
+TASK_ERRORS = {
+    "invalid_url": (400, "BAD_REQUEST"),
+    "blocked_address": (401, "NOT_ALLOWED"),
+    "bad_status": (404, "NOT_FOUND"),
+    "timeout": (592, "DOWNLOAD_TIMEOUT"),
+    "too_large": (589, "TOO_LARGE"),
+    "bad_content_type": (590, "BAD_FORMAT"),
+    "bad_media": (590, "BAD_FORMAT"),
+}
+DOWNLOAD_FAILED = (480, "DOWNLOAD_FAILED")  # dns, connection, redirects
+# Verdicts a human gave (directly, by propagation, or through a sample): answered as such.
+HUMAN_SOURCES = frozenset({VerdictSource.HUMAN, VerdictSource.PROPAGATED})
+
+
+class GreenView(APIView):
+    """Signed with an AccessKey (or the project's own token), JSON in, the envelope out."""
+
+    authentication_classes = [RoaSignatureAuthentication, TokenAuthentication]
+    permission_classes = [IsAuthenticated, ScanPermission]
+    parser_classes = []  # the body is JSON whatever its Content-Type says: see body()
+    renderer_classes = [JSONRenderer]
+
+    def get_exception_handler(self):
+        return errors.exception_handler
+
+    def initial(self, request, *args, **kwargs):
+        request.green_request_id = errors.request_id_new()
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if length.isdigit() and int(length) > settings.RESULTS_MAX_REQUEST_BYTES:
+            raise GreenError(413, "RequestTooLarge", "The request body is larger than the limit.")
+        super().initial(request, *args, **kwargs)
+
+    @staticmethod
+    def body(request) -> dict:
+        data = _json(request)
+        if not isinstance(data, dict):
+            raise errors.bad_request("The body must be a JSON object.")
+        return data
+
+    @staticmethod
+    def check_biz_type(request, biz_type: str) -> None:
+        key = request.auth
+        if isinstance(key, AccessKey) and not key.allows(biz_type):
+            raise GreenError(
+                403, "Forbidden.BizType", f"This AccessKey may not use bizType {biz_type!r}."
+            )
+
+    @staticmethod
+    def answer(request, data) -> Response:
+        return Response(
+            {"code": 200, "msg": "OK", "requestId": request.green_request_id, "data": data}
+        )
+
+
+class ScanView(GreenView):
+    media_type = ""
+
+    @extend_schema(exclude=True)
+    def post(self, request):
+        incoming = ScanSerializer(data=self.body(request), context={"media_type": self.media_type})
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        self.check_biz_type(request, data["biz_type"])
+        scanned = scanning.results_scan(
+            media_type=self.media_type,
+            biz_type=data["biz_type"],
+            scenes=data["scenes"],
+            items=data["tasks"],
+        )
+        return self.answer(request, [task_answer(s, data["scenes"]) for s in scanned])
+
+
+class ImageScan(ScanView):
+    media_type = MediaType.IMAGE
+
+
+class TextScan(ScanView):
+    media_type = MediaType.TEXT
+
+
+class AsyncScanView(ScanView):
+    """Submitted tasks get their taskIds; /results answers them. The same scan runs as for
+    the sync call (image URLs are fetched in the request, videos by the fetch worker), so a
+    result is usually ready at the first poll; a video is PROCESSING until its fetch ends."""
+
+    @extend_schema(exclude=True)
+    def post(self, request):
+        answered = super().post(request)
+        answered.data["data"] = [_submitted(task) for task in answered.data["data"]]
+        return answered
+
+
+class ImageAsyncScan(AsyncScanView):
+    media_type = MediaType.IMAGE
+
+
+class VideoAsyncScan(AsyncScanView):
+    media_type = MediaType.VIDEO
+
+
+class CanRead(BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.has_perm("audit.view_result"))
+
+
+class ResultsView(GreenView):
+    """The body is a JSON array of taskIds; each is answered on its own (unknown: 404)."""
+
+    permission_classes = [IsAuthenticated, CanRead]
+    media_type = ""
+
+    @extend_schema(exclude=True)
+    def post(self, request):
+        task_ids = TaskIdsField().run_validation(_json(request))
+        key = request.auth if isinstance(request.auth, AccessKey) else None
+        found = {
+            r.task_id: r
+            for r in Result.objects.filter(task_id__in=task_ids, media_type=self.media_type)
+            if key is None or key.allows(r.biz_type)
+        }
+        return self.answer(request, [_polled(t, found.get(t)) for t in task_ids])
+
+
+class ImageResults(ResultsView):
+    media_type = MediaType.IMAGE
+
+
+class VideoResults(ResultsView):
+    media_type = MediaType.VIDEO
+
+
+class FeedbackView(GreenView):
+    """A client's correction: decided by the key's user like a reviewer's decision, so the
+    item joins the sample libraries and the verdict propagates (green.services)."""
+
+    permission_classes = [IsAuthenticated, ScanPermission, CanDecide]
+    media_type = ""
+
+    @extend_schema(exclude=True)
+    def post(self, request):
+        incoming = FeedbackSerializer(
+            data=self.body(request), context={"media_type": self.media_type}
+        )
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        key = request.auth
+        if not isinstance(key, AccessKey):
+            raise GreenError(403, "Forbidden", "Feedback is given with an AccessKey.")
+        result = self._result(request, data)
+        try:
+            services.feedback_record(
+                access_key=key,
+                result=result,
+                suggestion=data["suggestion"],
+                label=data["label"],
+                note=data.get("note", ""),
+            )
+        except DjangoValidationError as error:
+            raise errors.bad_request(" ".join(error.messages)) from None
+        return Response({"code": 200, "msg": "OK", "requestId": request.green_request_id})
+
+    def _result(self, request, data: dict) -> Result:
+        if task_id := data.get("task_id"):
+            result = Result.objects.filter(task_id=task_id, media_type=self.media_type).first()
+            if result is None or not request.auth.allows(result.biz_type):
+                raise GreenError(404, "NotFound", f"No {self.media_type} task {task_id!r}.")
+            return result
+        # Content without a taskId: scanned and stored first, so it is decided like any item.
+        self.check_biz_type(request, data["biz_type"])
+        content = {"url": data["url"]} if "url" in data else {"text": data["content"]}
+        scenes = [SCENES[self.media_type][0]]
+        [scanned] = scanning.results_scan(
+            media_type=self.media_type,
+            biz_type=data["biz_type"],
+            scenes=scenes,
+            items=[{"data_id": data.get("data_id", ""), **content}],
+        )
+        if scanned.result is None:
+            code, msg = TASK_ERRORS.get(scanned.error_code, DOWNLOAD_FAILED)
+            raise GreenError(code, msg, f"{msg}: {scanned.error}")
+        return scanned.result
+
+
+class ImageFeedback(FeedbackView):
+    media_type = MediaType.IMAGE
+
+
+class TextFeedback(FeedbackView):
+    media_type = MediaType.TEXT
+
+
+def _json(request):
+    try:
+        return json.loads(request._request.body or b"null")
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise errors.bad_request(f"The body is not valid JSON: {error}") from None
+
+
+def _submitted(task: dict) -> dict:
+    return {k: v for k, v in task.items() if k not in ("results", "content")}
+
+
+def _polled(task_id: str, result: Result | None) -> dict:
+    if result is None:
+        return {"code": 404, "msg": "NOT_FOUND: unknown or expired taskId", "taskId": task_id}
+    if result.fetch_status == FetchStatus.PENDING:
+        return {"code": 280, "msg": "PROCESSING", "taskId": task_id, "dataId": result.data_id}
+    if result.fetch_status == FetchStatus.FAILED and not result.frames:
+        code, msg = DOWNLOAD_FAILED
+        return {"code": code, "msg": f"{msg}: {result.fetch_error}", "taskId": task_id}
+    return result_answer(result, [])
+
+
+def task_answer(scanned: scanning.Scanned, scenes: list[str]) -> dict:
+    if scanned.result is None:
+        code, msg = TASK_ERRORS.get(scanned.error_code, DOWNLOAD_FAILED)
+        return {"code": code, "msg": f"{msg}: {scanned.error}", "dataId": scanned.data_id}
+    return result_answer(scanned.result, scenes)
+
+
+def result_answer(result: Result, scenes: list[str]) -> dict:
+    """A stored result in the v1 task shape, with the human verdict once there is one."""
+    answer = {
+        "code": 200,
+        "msg": "OK",
+        "dataId": result.data_id,
+        "taskId": result.task_id,
+        "results": scene_answers(result, scenes),
+    }
+    if result.url:
+        answer["url"] = result.url
+    if result.media_type == MediaType.TEXT:
+        answer["content"] = result.text
+    return answer
+
+
+def scene_answers(result: Result, scenes: list[str]) -> list[dict]:
+    if result.verdict_source not in HUMAN_SOURCES:
+        return result.scene_results
+    scenes = scenes or [r["scene"] for r in result.scene_results]
+    if result.suggestion != "block":
+        return [_scene(s, "normal", "pass") for s in scenes]
+    blocked = scanning.CATEGORY_SCENE.get(result.label)
+    blocked = blocked if blocked in scenes else scenes[0]
+    return [
+        _scene(s, result.label, "block") if s == blocked else _scene(s, "normal", "pass")
+        for s in scenes
+    ]
+
+
+def _scene(scene: str, label: str, suggestion: str) -> dict:
+    return {"scene": scene, "label": label, "suggestion": suggestion, "rate": 100.0}
