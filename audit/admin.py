@@ -12,6 +12,7 @@ from audit.models import (
     DecisionChannel,
     DecisionItem,
     DecisionTarget,
+    PurgeRun,
     Result,
     ResultFingerprint,
     ResultScene,
@@ -352,3 +353,31 @@ class CallbackDeliveryAdmin(RecordAdmin):
 
     def has_retry_permission(self, request) -> bool:
         return request.user.has_perm("audit.change_callbackdelivery")
+
+
+@admin.register(PurgeRun)
+class PurgeRunAdmin(RecordAdmin):
+    """When the retention job ran and what it removed (its schedule: Periodic tasks)."""
+
+    list_display = (
+        "started_at",
+        "status",
+        "results_removed",
+        "days_dropped",
+        "rows_deleted",
+        "files_removed",
+        "stubs_removed",
+        "duration",
+    )
+    list_filter = ("status",)
+    date_hierarchy = "started_at"
+
+    @admin.display(description="days dropped")
+    def days_dropped(self, run: PurgeRun) -> str:
+        return ", ".join(run.partitions_dropped) or "-"
+
+    @admin.display(description="took")
+    def duration(self, run: PurgeRun) -> str:
+        if not run.finished_at:
+            return "-"
+        return f"{(run.finished_at - run.started_at).total_seconds():.1f} s"

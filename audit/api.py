@@ -2,13 +2,14 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, permissions, serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit import scanning, services
+from audit import scanning, selectors, services
 from audit.api_errors import RequestTooLarge
 from audit.filters import ResultFilter
 from audit.models import DecisionChannel, MediaType, Result
@@ -109,9 +110,32 @@ class ResultDetail(generics.RetrieveAPIView):
     def get_queryset(self):
         return results_queryset()
 
-    @extend_schema(summary="The current state of one result, with its human decision once made")
+    @extend_schema(
+        summary="The current state of one result, with its human decision once made",
+        responses={
+            200: ResultSerializer,
+            404: OpenApiResponse(description="No result was ever stored under this taskId."),
+            410: OpenApiResponse(
+                description="The result expired and was purged: {code, msg, expiredAt}."
+            ),
+        },
+    )
     def get(self, request, *args, **kwargs):
-        return super().get(request, *args, **kwargs)
+        try:
+            return super().get(request, *args, **kwargs)
+        except Http404:
+            stub = selectors.result_stub_expired(kwargs["task_id"])
+            if stub is None:
+                raise
+        expired_at = serializers.DateTimeField().to_representation(stub.expires_at)
+        return Response(
+            {
+                "code": 410,
+                "msg": f"The result expired at {expired_at} and was removed from the store.",
+                "expiredAt": expired_at,
+            },
+            status=status.HTTP_410_GONE,
+        )
 
 
 class CanDecide(permissions.BasePermission):

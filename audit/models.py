@@ -45,11 +45,16 @@ class FetchStatus(models.TextChoices):
 
 
 class Result(models.Model):
-    """One moderated item in the 7-day result store."""
+    """One moderated item in the 7-day result store.
+
+    On PostgreSQL the table is partitioned by day (audit.partitions): the id carries the day
+    it was stored. Rows pointing at results have no database-level foreign key for that
+    reason (db_constraint=False); the purge drops a day of every such table together.
+    """
 
     media_type = models.CharField(max_length=5, choices=MediaType.choices)
-    # Unique through Meta.constraints: on PostgreSQL `unique=True` would add a second,
-    # LIKE-prefix index that no query here uses and every insert pays for.
+    # One result per task id, kept by services.ingest (a unique index is impossible on the
+    # day-partitioned store: its unique keys must contain the partition key, the id).
     task_id = models.CharField(max_length=64)
     data_id = models.CharField(max_length=128, blank=True)
     biz_type = models.CharField(max_length=64, default="default")
@@ -125,6 +130,7 @@ class Result(models.Model):
             ),
             models.Index(fields=["created_at", "id"], name="result_created_idx"),
             models.Index(fields=["data_id"], name="result_data_id_idx"),
+            models.Index(fields=["task_id"], name="result_task_id_idx"),
             # The same queue narrowed to one biz type (a common filter and policy scope).
             models.Index(
                 fields=["media_type", "biz_type", "created_at", "id"],
@@ -133,7 +139,6 @@ class Result(models.Model):
             ),
         ]
         constraints = [
-            models.UniqueConstraint(fields=["task_id"], name="result_task_id_unique"),
             models.CheckConstraint(
                 condition=models.Q(media_type__in=MediaType.values), name="result_media_type_valid"
             ),
@@ -154,7 +159,11 @@ class ResultScene(models.Model):
     """One scene result of a Result, kept in rows so scene and label filters use an index."""
 
     result = models.ForeignKey(
-        Result, on_delete=models.CASCADE, related_name="scenes", db_index=False
+        Result,
+        on_delete=models.CASCADE,
+        related_name="scenes",
+        db_index=False,
+        db_constraint=False,
     )
     scene = models.CharField(max_length=16)
     label = models.CharField(max_length=64)
@@ -174,10 +183,31 @@ class ResultScene(models.Model):
 class ResultFingerprint(FingerprintFields):
     """A fingerprint of a result, for finding similar results when a decision propagates."""
 
-    result = models.ForeignKey(Result, on_delete=models.CASCADE, related_name="fingerprints")
+    result = models.ForeignKey(
+        Result, on_delete=models.CASCADE, related_name="fingerprints", db_constraint=False
+    )
 
     class Meta:
         indexes = [models.Index(fields=["kind", "key"], name="resultfp_key_idx")]
+
+
+class ResultStub(models.Model):
+    """What remains of a result after the purge: enough to answer 410 Gone for its task id.
+
+    Written when the result is stored (so purging writes nothing) and kept
+    RESULT_STUB_DAYS past the result's expiry; partitioned like the results on PostgreSQL.
+    """
+
+    result_id = models.BigIntegerField(primary_key=True)
+    task_id = models.CharField(max_length=64)
+    media_type = models.CharField(max_length=5, choices=MediaType.choices)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["task_id"], name="resultstub_task_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.media_type} {self.task_id} (expires {self.expires_at:%Y-%m-%d})"
 
 
 class DecisionChannel(models.TextChoices):
@@ -234,7 +264,11 @@ class DecisionItem(models.Model):
     decision = models.ForeignKey(Decision, on_delete=models.CASCADE, related_name="items")
     # The result goes after its retention period; the task id and verdicts stay.
     result = models.ForeignKey(
-        Result, null=True, on_delete=models.SET_NULL, related_name="decision_items"
+        Result,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="decision_items",
+        db_constraint=False,
     )
     task_id = models.CharField(max_length=64)
     media_type = models.CharField(max_length=5, choices=MediaType.choices)
@@ -257,7 +291,11 @@ class DecisionTarget(models.Model):
 
     decision = models.ForeignKey(Decision, on_delete=models.CASCADE, related_name="targets")
     result = models.ForeignKey(
-        Result, null=True, on_delete=models.SET_NULL, related_name="decision_targets"
+        Result,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="decision_targets",
+        db_constraint=False,
     )
     task_id = models.CharField(max_length=64)
     distance = models.PositiveSmallIntegerField(default=0)
@@ -295,7 +333,11 @@ class CallbackDelivery(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     # The result goes after its retention period; the task id stays.
     result = models.ForeignKey(
-        Result, null=True, on_delete=models.SET_NULL, related_name="callback_deliveries"
+        Result,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="callback_deliveries",
+        db_constraint=False,
     )
     task_id = models.CharField(max_length=64)
     decision = models.ForeignKey(
@@ -341,3 +383,43 @@ class CallbackDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} {self.task_id} → {self.url}"
+
+
+class PurgeStatus(models.TextChoices):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped", "Skipped (another run held the lock)"
+
+
+class PurgeRun(models.Model):
+    """One run of the retention job, for the admin: when it ran and what it removed."""
+
+    started_at = models.DateTimeField(db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=PurgeStatus.choices)
+    cutoff = models.DateTimeField(help_text="Results that expired before this were removed.")
+    results_removed = models.PositiveIntegerField(default=0)
+    partitions_dropped = models.JSONField(default=list, blank=True)  # days, on PostgreSQL
+    rows_deleted = models.PositiveIntegerField(default=0)  # by batched DELETE
+    stubs_removed = models.PositiveIntegerField(default=0)
+    files_removed = models.PositiveIntegerField(default=0)
+    partitions_created = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"purge {self.started_at:%Y-%m-%d %H:%M} {self.status}"
+
+
+class JobLock(models.Model):
+    """A lease that lets one run of a job at a time proceed (audit.locks), on any database."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    holder = models.CharField(max_length=64, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.name

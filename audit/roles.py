@@ -8,7 +8,7 @@ REVIEWER_PERMISSIONS = [
     ("audit", "add_decision"),
     ("policies", "view_policy"),
 ]
-ADMIN_APPS = ["audit", "policies", "samples", "green", "auth", "authtoken"]
+ADMIN_APPS = ["audit", "policies", "samples", "green", "auth", "authtoken", "django_celery_beat"]
 
 
 def roles_ensure(group_model, permission_model) -> None:

@@ -7,7 +7,14 @@ from django.core.cache import cache
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from audit.models import DecisionItem, DecisionTarget, MediaType, Result, ResultScene
+from audit.models import (
+    DecisionItem,
+    DecisionTarget,
+    MediaType,
+    Result,
+    ResultScene,
+    ResultStub,
+)
 from audit.pagination import Cursor, keyset_page
 from policies import selectors as policy_selectors
 
@@ -92,22 +99,31 @@ def _queue_queryset(f: dict) -> QuerySet:
 
 
 def queue_counts() -> dict[str, int]:
-    """Unreviewed results in the audit range per content type, cached briefly: a COUNT over
-    a million rows is too slow to run on every page load."""
+    """Unreviewed results in the audit range per content type ("image"), and how many of
+    them expire before the day is over ("image:expiring"), cached briefly: a COUNT over a
+    million rows is too slow to run on every page load."""
     counts = cache.get("audit:queue-counts")
     if counts is None:
-        counts = {
-            t: Result.objects.filter(audit_range_q(t), media_type=t, reviewed=False).count()
-            for t in MediaType.values
-        }
+        midnight = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+        end_of_today = midnight + timedelta(days=1)
+        counts = {}
+        for t in MediaType.values:
+            queue = Result.objects.filter(audit_range_q(t), media_type=t, reviewed=False)
+            counts[t] = queue.count()
+            counts[f"{t}:expiring"] = queue.filter(expires_at__lt=end_of_today).count()
         cache.set("audit:queue-counts", counts, QUEUE_COUNTS_TTL)
     return counts
 
 
 def result_history(result: Result) -> list[DecisionItem]:
     """The decisions made on a result, newest first."""
+    return decisions_on_task(result.task_id)
+
+
+def decisions_on_task(task_id: str) -> list[DecisionItem]:
+    """The decisions made on a task id, newest first; they outlive the result itself."""
     return list(
-        DecisionItem.objects.filter(task_id=result.task_id)
+        DecisionItem.objects.filter(task_id=task_id)
         .select_related("decision__reviewer")
         .order_by("-decision__created_at", "-id")
     )
@@ -131,4 +147,16 @@ def result_touched(result: Result) -> list[DecisionTarget]:
         DecisionTarget.objects.filter(decision__items__task_id=result.task_id)
         .select_related("decision")
         .order_by("-decision_id", "task_id")[:200]
+    )
+
+
+def result_stub_expired(task_id: str) -> ResultStub | None:
+    """The stub of a result under `task_id` that expired (and was, or is about to be, purged),
+    if no live result has that task id."""
+    if Result.objects.filter(task_id=task_id).exists():
+        return None
+    return (
+        ResultStub.objects.filter(task_id=task_id, expires_at__lte=timezone.now())
+        .order_by("-expires_at")
+        .first()
     )

@@ -30,7 +30,7 @@ def results_fetch_stale() -> None:
 
 @shared_task(ignore_result=True)
 def results_purge() -> int:
-    return services.results_purge()
+    return services.results_purge().results_removed
 
 
 @shared_task(

@@ -112,6 +112,22 @@ def _thumb_name(source_name: str, source: Path, variant: str) -> str:
     return f"{THUMB_DIR}/{digest[:2]}/{digest}-{variant}.jpg"
 
 
+def thumbnails_delete(source_name: str) -> int:
+    """Delete every thumbnail made of a stored file (before the file itself goes: the key
+    needs its size and mtime). Returns how many."""
+    try:
+        source = Path(default_storage.path(source_name))
+        prefix = Path(default_storage.path(_thumb_name(source_name, source, "x"))).parent
+        digest = Path(_thumb_name(source_name, source, "x")).name.rsplit("-", 1)[0]
+    except (FileNotFoundError, NotImplementedError):
+        return 0
+    removed = 0
+    for thumb in prefix.glob(f"{digest}-*.jpg"):
+        thumb.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
 def _write_atomically(image: Image.Image, target: Path) -> None:
     # Written beside the target, then renamed over it: a concurrent request sees no file or a
     # whole one, and two requests making the same thumbnail both succeed (the last rename wins,

@@ -141,7 +141,12 @@ def counts(request):
 def detail(request, task_id: str):
     result = Result.objects.select_related("decided_by").filter(task_id=task_id).first()
     if result is None:
-        raise Http404("No such result (it may have expired).")
+        stub = selectors.result_stub_expired(task_id)
+        if stub is None:
+            raise Http404("No such result.")
+        # Gone, not missing: the decisions made on it are still on record.
+        context = {"stub": stub, "history": selectors.decisions_on_task(task_id)}
+        return render(request, "audit/expired.html", context, status=410)
     item = item_context(result, timezone.now(), ItemUrls())
     context = {
         "item": item,

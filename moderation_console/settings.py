@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_celery_beat",
     "audit",
     "samples",
     "policies",
@@ -105,7 +106,13 @@ if db_url := os.environ.get("DATABASE_URL"):
     DATABASES = {"default": dj_database_url.parse(db_url, conn_max_age=60)}
 else:
     DATABASES = {
-        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": BASE_DIR / "db.sqlite3",
+            # Writers take the lock when their transaction begins: ingest's check for a task
+            # id and its insert then happen with no other writer in between.
+            "OPTIONS": {"transaction_mode": "IMMEDIATE"},
+        }
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -148,6 +155,8 @@ RESULTS_MAX_IMAGE_BYTES = env_int("RESULTS_MAX_IMAGE_BYTES", 10 * 1024 * 1024)
 RESULTS_MAX_IMAGE_PIXELS = env_int("RESULTS_MAX_IMAGE_PIXELS", 50_000_000)
 RESULTS_MAX_VIDEO_BYTES = env_int("RESULTS_MAX_VIDEO_BYTES", 200 * 1024 * 1024)
 RESULT_RETENTION_DAYS = env_int("RESULT_RETENTION_DAYS", 7)
+# After the purge a result's task id still answers 410 Gone (not 404) for this many days.
+RESULT_STUB_DAYS = env_int("RESULT_STUB_DAYS", 30)
 
 # Fetching image and video URLs (audit.fetch): internal addresses are refused unless
 # a network is named here, e.g. FETCH_ALLOWED_NETWORKS=10.1.2.0/24 for an internal CDN.
@@ -211,27 +220,42 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
-CELERY_BEAT_SCHEDULE = {
-    "results-purge": {"task": "audit.tasks.results_purge", "schedule": timedelta(hours=1)},
+# Beat reads its jobs from the database (django-celery-beat), where admins change them; these
+# are the defaults each job starts with (audit.schedules creates the missing ones).
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+PERIODIC_TASKS = {
+    "results-purge": {
+        "task": "audit.tasks.results_purge",
+        "schedule": timedelta(hours=1),
+        "description": "Removes expired results (a day partition at a time on PostgreSQL).",
+    },
     "decisions-propagate-pending": {
         "task": "audit.tasks.decisions_propagate_pending",
         "schedule": timedelta(seconds=30),
+        "description": "Re-sends propagations whose task was lost.",
     },
     "results-fetch-stale": {
         "task": "audit.tasks.results_fetch_stale",
         "schedule": timedelta(minutes=5),
+        "description": "Re-sends URL fetches whose task was lost.",
     },
     # Callback deliveries live in the database: this sends the due ones (first tries whose
     # message was lost, and retries after their backoff).
     "callbacks-send-due": {
         "task": "audit.tasks.callbacks_send_due",
         "schedule": timedelta(seconds=60),
+        "description": "Sends callback deliveries that are due (lost messages, retries).",
     },
-    "callbacks-purge": {"task": "audit.tasks.callbacks_purge", "schedule": timedelta(hours=6)},
+    "callbacks-purge": {
+        "task": "audit.tasks.callbacks_purge",
+        "schedule": timedelta(hours=6),
+        "description": "Removes finished callback deliveries past CALLBACK_RETENTION_DAYS.",
+    },
     # The replay store of AccessKey signatures (green): rows past the 15-minute date window.
     "green-seen-requests-purge": {
         "task": "green.tasks.seen_requests_purge",
         "schedule": timedelta(minutes=15),
+        "description": "Forgets AccessKey request signatures past their 15-minute window.",
     },
 }
 

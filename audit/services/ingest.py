@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from audit import tasks
@@ -18,6 +18,7 @@ from audit.models import (
     MediaType,
     Result,
     ResultScene,
+    ResultStub,
 )
 
 logger = logging.getLogger(__name__)
@@ -44,44 +45,39 @@ def task_id_generate(media_type: str) -> str:
 def results_ingest(*, media_type: str, biz_type: str, items: list[dict]) -> list[Ingested]:
     """Store validated items (see serializers.IngestSerializer), all or nothing.
 
-    Idempotent by task_id: an item whose task_id is already stored is returned as it is.
+    Idempotent by task_id: an item whose task_id is already stored is returned as it is. Two
+    requests with the same task id never both store it: on PostgreSQL each holds a lock per
+    given task id from its check to its commit; SQLite lets one writer in at a time.
     """
-    try:
-        return _results_ingest_once(media_type=media_type, biz_type=biz_type, items=items)
-    except IntegrityError:
-        # A concurrent request stored one of our task_ids between our check and insert;
-        # the second pass finds it stored and returns it instead.
-        return _results_ingest_once(media_type=media_type, biz_type=biz_type, items=items)
-
-
-def _results_ingest_once(*, media_type, biz_type, items) -> list[Ingested]:
-    given = [item["task_id"] for item in items if item.get("task_id")]
-    existing = {r.task_id: r for r in Result.objects.filter(task_id__in=given)} if given else {}
-    now = timezone.now()
-    expires_at = now + timedelta(days=settings.RESULT_RETENTION_DAYS)
-    new_rows = []
-    outcomes: list[Ingested | Result] = []
-    for item in items:
-        if (task_id := item.get("task_id")) in existing:
-            outcomes.append(Ingested(existing[task_id], created=False))
-            continue
-        row = _result_build(item, media_type, biz_type, now, expires_at)
-        new_rows.append((row, item))
-        outcomes.append(row)
-
     saved_files = []
     try:
-        for row, item in new_rows:
-            if image := item.get("image"):
-                row.file.name = media_save(row, image.data, image.info.extension)
-                saved_files.append(row.file.name)
         with transaction.atomic():
-            Result.objects.bulk_create([row for row, _ in new_rows])
-            _scenes_insert([row for row, _ in new_rows])
-            to_fetch = [row.id for row, _ in new_rows if row.fetch_status == FetchStatus.PENDING]
+            given = [item["task_id"] for item in items if item.get("task_id")]
+            _task_ids_lock(given)
+            existing = (
+                {r.task_id: r for r in Result.objects.filter(task_id__in=given)} if given else {}
+            )
+            now = timezone.now()
+            expires_at = now + timedelta(days=settings.RESULT_RETENTION_DAYS)
+            new_rows = []
+            outcomes: list[Ingested | Result] = []
+            for item in items:
+                if (task_id := item.get("task_id")) in existing:
+                    outcomes.append(Ingested(existing[task_id], created=False))
+                    continue
+                row = _result_build(item, media_type, biz_type, now, expires_at)
+                if image := item.get("image"):
+                    row.file.name = media_save(row, image.data, image.info.extension)
+                    saved_files.append(row.file.name)
+                new_rows.append(row)
+                outcomes.append(row)
+            Result.objects.bulk_create(new_rows)
+            _scenes_insert(new_rows)
+            ResultStub.objects.bulk_create(stub_of(row) for row in new_rows)
+            to_fetch = [row.id for row in new_rows if row.fetch_status == FetchStatus.PENDING]
             # Texts and inline images have their content now (fetched media get fingerprints
             # after the fetch): hashing is the worker's job, not the request's.
-            to_hash = [row.id for row, _ in new_rows if row.text or row.file]
+            to_hash = [row.id for row in new_rows if row.text or row.file]
             if to_fetch or to_hash:
                 # One message per request; robust: the rows are committed, and a broker that
                 # is down must not turn that into an error (the stale-fetch job resends).
@@ -93,6 +89,31 @@ def _results_ingest_once(*, media_type, biz_type, items) -> list[Ingested]:
             default_storage.delete(name)
         raise
     return [o if isinstance(o, Ingested) else Ingested(o, created=True) for o in outcomes]
+
+
+def stub_of(result: Result) -> ResultStub:
+    """The row that answers 410 Gone for the result's task id once it is purged."""
+    return ResultStub(
+        result_id=result.id,
+        task_id=result.task_id,
+        media_type=result.media_type,
+        expires_at=result.expires_at,
+    )
+
+
+def _task_ids_lock(task_ids: list[str]) -> None:
+    """Transaction-scoped PostgreSQL advisory locks, one per task id, taken in a fixed order
+    so two requests sharing several ids cannot deadlock. (SQLite: the IMMEDIATE transaction
+    already excludes other writers.)"""
+    if not task_ids or connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(key) FROM (SELECT DISTINCT "
+            "hashtextextended(task_id, 0) AS key FROM unnest(%s::text[]) AS task_id "
+            "ORDER BY key) AS keys",
+            [task_ids],
+        )
 
 
 def _scenes_insert(results: list[Result]) -> None:

@@ -1,40 +1,194 @@
-"""Retention: results older than RESULT_RETENTION_DAYS leave the store."""
+"""Retention: results leave the store once they expire (RESULT_RETENTION_DAYS after arriving).
+
+On PostgreSQL a day whose results have all expired is removed by dropping its partitions
+(audit.partitions); whatever else has expired (the DEFAULT partition, a day that still holds
+a later-expiring row, every row on SQLite) is deleted in batches. Decisions, sample libraries
+and policy history are other tables and stay; decisions keep the task ids and verdicts and
+lose only the link to the result. Result stubs (for 410 Gone) go RESULT_STUB_DAYS later.
+
+One run at a time (audit.locks); each run is recorded (PurgeRun) for the admin.
+"""
 
 import logging
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 
+from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
+from audit import partitions, thumbnails
+from audit.locks import job_lock
 from audit.models import (
+    CallbackDelivery,
+    DecisionItem,
+    DecisionTarget,
+    PurgeRun,
+    PurgeStatus,
     Result,
+    ResultStub,
 )
 
 logger = logging.getLogger(__name__)
 
-
 PURGE_BATCH = 5000
+LOCK_TTL = timedelta(hours=2)
+PARTITIONS_AHEAD = 14  # days of empty partitions kept ready, in case beat stops for a while
+# DROP TABLE needs a moment's exclusive lock on the parent table; rather than queue the Audit
+# page behind a long query, give up on this day and try again next run.
+DROP_LOCK_TIMEOUT = "2s"
+# Rows that point at results and outlive them: their link is cleared before a day is dropped.
+REFERRERS = (DecisionItem, DecisionTarget, CallbackDelivery)
+OWN_MEDIA = "results/"  # where ingest stores a result's media (demo rows share demo/ files)
 
 
-def results_purge(*, now: datetime | None = None) -> int:
-    """Delete expired results in batches; their own media files go with them."""
+def uses_partitions() -> bool:
+    return connection.vendor == "postgresql" and _partitioned()
+
+
+def results_purge(*, now: datetime | None = None) -> PurgeRun:
+    """Remove every expired result (and its rows and media), stubs past their time, and make
+    the partitions of the coming days. Idempotent; a run that finds another one going is
+    recorded as skipped."""
     now = now or timezone.now()
-    removed = 0
+    run = PurgeRun.objects.create(started_at=timezone.now(), status=PurgeStatus.RUNNING, cutoff=now)
+    with job_lock("results-purge", ttl=LOCK_TTL) as held:
+        if not held:
+            return _finish(run, PurgeStatus.SKIPPED)
+        try:
+            if uses_partitions():
+                _purge_partitions(run, now)
+            _purge_rows(run, now)
+            _purge_stubs(run, now)
+        except Exception as error:
+            run.error = f"{type(error).__name__}: {error}"[:2000]
+            _finish(run, PurgeStatus.FAILED)
+            raise
+    logger.info(
+        "purge: %s results removed (%s days dropped, %s rows deleted), %s files, %s stubs",
+        run.results_removed,
+        len(run.partitions_dropped),
+        run.rows_deleted,
+        run.files_removed,
+        run.stubs_removed,
+    )
+    return _finish(run, PurgeStatus.DONE)
+
+
+def _finish(run: PurgeRun, status: str) -> PurgeRun:
+    run.status = status
+    run.finished_at = timezone.now()
+    run.save()
+    return run
+
+
+# PostgreSQL: a day at a time ------------------------------------------------------------------
+
+
+def _purge_partitions(run: PurgeRun, now: datetime) -> None:
+    today = now.date()
+    with connection.cursor() as cursor:
+        days = [d for d in partitions.partition_days(cursor, Result._meta.db_table) if d < today]
+    retention = timedelta(days=settings.RESULT_RETENTION_DAYS)
+    for day in days:
+        # A day is a candidate once its last moment is past the retention period (so the
+        # empty partitions made ahead are never dropped), and goes once nothing in it is
+        # still unexpired (a row may have been given a later expiry).
+        end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
+        if end + retention <= now and _day_expired(day, now):
+            removed, files = _drop_day(day)
+            run.results_removed += removed
+            run.files_removed += files
+            run.partitions_dropped.append(day.isoformat())
+    with transaction.atomic(), connection.cursor() as cursor:
+        run.partitions_created = partitions.ensure_days(
+            cursor, today, today + timedelta(days=PARTITIONS_AHEAD)
+        )
+
+
+def _day_expired(day: date, now: datetime) -> bool:
+    """True if no result stored on `day` is still within its retention."""
+    low, high = partitions.day_bounds(day)
+    return not Result.objects.filter(id__gte=low, id__lt=high, expires_at__gt=now).exists()
+
+
+def _drop_day(day: date) -> tuple[int, int]:
+    low, high = partitions.day_bounds(day)
+    in_day = Result.objects.filter(id__gte=low, id__lt=high)
+    files = _delete_files(in_day.filter(file__startswith=OWN_MEDIA).values_list("file", flat=True))
+    count = in_day.count()  # nothing adds to a day past its retention
+    specs = [s for s in partitions.partitioned_tables() if s.table != ResultStub._meta.db_table]
+    # Short: DROP TABLE holds an exclusive lock on the parent tables until the commit.
+    with transaction.atomic():
+        for model in REFERRERS:
+            model.objects.filter(result_id__gte=low, result_id__lt=high).update(result=None)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'")
+            partitions.drop_day(cursor, day, specs)
+    return count, files
+
+
+# Everything else, and SQLite: batched DELETE ------------------------------------------------
+
+
+def _purge_rows(run: PurgeRun, now: datetime) -> None:
     while True:
         batch = list(
             Result.objects.filter(expires_at__lte=now)
-            .order_by("id")
+            .order_by("expires_at", "id")
             .values_list("id", "file")[:PURGE_BATCH]
         )
         if not batch:
-            break
+            return
+        run.files_removed += _delete_files(name for _, name in batch)
         with transaction.atomic():
-            Result.objects.filter(id__in=[i for i, _ in batch]).delete()
-        for _, name in batch:
-            # Demo rows share files under demo/; only a result's own upload is removed.
-            if name and name.startswith("results/"):
+            # The collector clears the referrers' links and deletes scenes and fingerprints.
+            Result.objects.filter(id__in=[i for i, _ in batch], expires_at__lte=now).delete()
+        run.rows_deleted += len(batch)
+        run.results_removed += len(batch)
+
+
+def _purge_stubs(run: PurgeRun, now: datetime) -> None:
+    cutoff = now - timedelta(days=settings.RESULT_STUB_DAYS)
+    stubs = ResultStub._meta.db_table
+    if uses_partitions():
+        with connection.cursor() as cursor:
+            days = partitions.partition_days(cursor, stubs)
+        spec = [s for s in partitions.partitioned_tables() if s.table == stubs]
+        for day in days:
+            low, high = partitions.day_bounds(day)
+            in_day = ResultStub.objects.filter(result_id__gte=low, result_id__lt=high)
+            if day < now.date() and not in_day.filter(expires_at__gt=cutoff).exists():
+                with transaction.atomic(), connection.cursor() as cursor:
+                    run.stubs_removed += in_day.count()
+                    cursor.execute(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'")
+                    partitions.drop_day(cursor, day, spec)
+    while True:
+        ids = list(
+            ResultStub.objects.filter(expires_at__lte=cutoff).values_list("result_id", flat=True)[
+                :PURGE_BATCH
+            ]
+        )
+        if not ids:
+            return
+        ResultStub.objects.filter(result_id__in=ids).delete()
+        run.stubs_removed += len(ids)
+
+
+def _delete_files(names) -> int:
+    """Delete the media a result stored itself (demo rows share files under demo/), with the
+    thumbnails made of them. Before the rows go: a crash in between leaves rows without
+    media, which the pages show as missing, never files without rows."""
+    removed = 0
+    for name in names:
+        if name and name.startswith(OWN_MEDIA):
+            thumbnails.thumbnails_delete(name)
+            if default_storage.exists(name):
                 default_storage.delete(name)
-        removed += len(batch)
-    logger.info("purged %s expired results", removed)
+                removed += 1
     return removed
+
+
+def _partitioned() -> bool:
+    with connection.cursor() as cursor:
+        return partitions.is_partitioned(cursor, Result._meta.db_table)

@@ -6,7 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from audit.tests.processes import port_accepts, wait_for
+from audit.tests.processes import Workers, port_accepts, wait_for
 
 
 class MediaServer:
@@ -150,3 +150,14 @@ def own_redis(tmp_path):
     yield server
     if server.process and server.process.poll() is None:
         server.stop()
+
+
+@pytest.fixture
+def workers(tmp_path, own_redis):
+    own_redis.start()
+    workers = Workers(tmp_path, own_redis.url)
+    try:
+        yield workers
+    finally:
+        for process in workers.started:
+            workers.kill(process)

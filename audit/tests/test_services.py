@@ -1,16 +1,17 @@
 import base64
 import io
+import threading
 from datetime import timedelta
 
 import av
 import numpy as np
 import pytest
 from django.core.files.storage import default_storage
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from audit import services
-from audit.models import FetchStatus, MediaType, Result
+from audit.models import FetchStatus, MediaType, Result, ResultStub
 from audit.serializers import IngestSerializer
 from audit.services import ingest as ingest_module
 from audit.tests.factories import ResultFactory, image_bytes
@@ -126,8 +127,8 @@ def test_a_failed_ingest_leaves_no_rows_and_no_files(monkeypatch, media_root):
     assert not [p for p in media_root.rglob("*") if p.is_file()]
 
 
-def test_ingest_retries_when_a_concurrent_request_stored_the_same_task_id(monkeypatch):
-    items = validated(
+def race_items():
+    return validated(
         "text",
         [
             {
@@ -139,33 +140,59 @@ def test_ingest_retries_when_a_concurrent_request_stored_the_same_task_id(monkey
             }
         ],
     )
-    original = ingest_module._result_build
-    calls = []
 
-    def build_while_another_request_commits(*args, **kwargs):
-        # Another request stores the same taskId after our existence check, before our insert.
-        if not calls:
-            calls.append(1)
-            ResultFactory(task_id="race-1", text="theirs")
+
+@pytest.mark.django_db(transaction=True)
+def test_two_requests_with_the_same_task_id_store_it_once(monkeypatch):
+    """The first request pauses between its check and its insert; the second one, sent
+    meanwhile, must wait and then find the first one's row, not store a second. (PostgreSQL:
+    the advisory lock on the task id; SQLite: the IMMEDIATE transaction of the first.)"""
+    paused, release = threading.Event(), threading.Event()
+    original = ingest_module._result_build
+
+    def slow_build(*args, **kwargs):
+        if threading.current_thread().name == "first":
+            paused.set()
+            release.wait(10)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(ingest_module, "_result_build", build_while_another_request_commits)
-    [outcome] = services.results_ingest(media_type=MediaType.TEXT, biz_type="default", items=items)
-    assert outcome.created is False
-    assert outcome.result.text == "theirs"
+    monkeypatch.setattr(ingest_module, "_result_build", slow_build)
+    outcomes = {}
+
+    def ingest():
+        try:
+            [outcomes[threading.current_thread().name]] = services.results_ingest(
+                media_type=MediaType.TEXT, biz_type="default", items=race_items()
+            )
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=ingest, name="first")
+    second = threading.Thread(target=ingest, name="second")
+    first.start()
+    assert paused.wait(10)
+    second.start()
+    second.join(0.5)
+    assert second.is_alive()  # waiting for the first request's lock on "race-1"
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert outcomes["first"].created is True
+    assert outcomes["second"].created is False
+    assert outcomes["second"].result.id == outcomes["first"].result.id
     assert Result.objects.filter(task_id="race-1").count() == 1
 
 
-def test_purge_removes_only_expired_results_and_their_own_files():
-    now = timezone.now()
-    old = ResultFactory(expires_at=now - timedelta(seconds=1))
-    old_file = default_storage.save("results/2026/01/01/x.jpg", io.BytesIO(b"jpeg"))
-    Result.objects.filter(id=old.id).update(file=old_file)
-    kept = ResultFactory(expires_at=now + timedelta(hours=1))
-    assert services.results_purge(now=now) == 1
-    assert list(Result.objects.values_list("id", flat=True)) == [kept.id]
-    assert not default_storage.exists(old_file)
-    assert services.results_purge(now=now) == 0
+def test_a_resent_task_id_returns_the_stored_result():
+    [first] = services.results_ingest(
+        media_type=MediaType.TEXT, biz_type="default", items=race_items()
+    )
+    [again] = services.results_ingest(
+        media_type=MediaType.TEXT, biz_type="default", items=race_items()
+    )
+    assert first.created and not again.created
+    assert again.result.id == first.result.id
+    assert ResultStub.objects.get(task_id="race-1").result_id == first.result.id
 
 
 def test_stale_fetches_are_found_for_resending():

@@ -219,7 +219,28 @@ def test_counts_are_the_unreviewed_items_in_the_audit_range(client, reviewer):
     ResultFactory(media_type="image", task_id="i1")
     ResultFactory(media_type="image", task_id="i2", machine_suggestion="pass")
     ResultFactory(media_type="text", task_id="t1", reviewed=True)
-    assert client.get("/audit/counts").json() == {"image": 1, "video": 0, "text": 0}
+    counts = client.get("/audit/counts").json()
+    assert {t: counts[t] for t in ("image", "video", "text")} == {"image": 1, "video": 0, "text": 0}
+
+
+def test_counts_say_how_many_unreviewed_items_expire_today(client, reviewer):
+    cache.clear()
+    now = timezone.localtime()
+    end_of_today = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    ResultFactory(
+        media_type="image", task_id="today", expires_at=end_of_today - timedelta(seconds=1)
+    )
+    ResultFactory(
+        media_type="image", task_id="tomorrow", expires_at=end_of_today + timedelta(hours=1)
+    )
+    ResultFactory(
+        media_type="image",
+        task_id="done",
+        reviewed=True,
+        expires_at=end_of_today - timedelta(seconds=1),
+    )
+    counts = client.get("/audit/counts").json()
+    assert counts["image"] == 2 and counts["image:expiring"] == 1 and counts["text:expiring"] == 0
 
 
 # Deciding ---------------------------------------------------------------------------------

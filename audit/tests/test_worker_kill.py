@@ -6,100 +6,29 @@ it, and the test database (a file on SQLite, see the root conftest; test_<name> 
 PostgreSQL) reached by the workers through DATABASE_URL.
 """
 
-import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import redis
-from django.db import connection
 from kombu import Connection
 
 from audit import services, tasks
 from audit.models import Decision, DecisionTarget, PropagationState, Result
 from audit.services import propagation
 from audit.tests.factories import ResultFactory, user_in
-from audit.tests.processes import broker_reset, wait_for
+from audit.tests.processes import QUEUE, broker_reset, wait_for
 from moderation_console.celery import app as celery_app
 from samples.models import Sample, SampleOrigin
 
 ROOT = Path(__file__).resolve().parents[2]
-QUEUE = "kill"
 SPAM = "Cheap watches at shop.example, call +1 555 0104"
 COPIES = {
     "b": "CHEAP watches at shop.example!! call +1 555 0104",
     "c": "CHEAP wаtches at shop.example!! call +1 555 0199",  # Cyrillic а, other digits
 }
 OTHER = "See you at the match on Saturday, bring the blue scarf"
-
-
-def database_url() -> str:
-    """The test database, as a DATABASE_URL for another process."""
-    name = connection.settings_dict["NAME"]
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{name}"
-    return urlsplit(os.environ["DATABASE_URL"])._replace(path=f"/{name}").geturl()
-
-
-class Workers:
-    """`celery worker` subprocesses, each in a process group of its own to kill whole.
-
-    The prefork pool, as in production: its parent acknowledges a message as soon as the
-    child starts it unless the task acks late (the solo pool defers that acknowledgement
-    until the task ends, so it could not tell).
-    """
-
-    def __init__(self, tmp_path: Path, broker_url: str):
-        self.logs = tmp_path
-        self.env = dict(
-            os.environ,
-            DATABASE_URL=database_url(),
-            CELERY_BROKER_URL=broker_url,
-            CELERY_TASK_DEFAULT_QUEUE=QUEUE,
-            MEDIA_ROOT=str(tmp_path / "media"),
-            STALL_MARKER=str(tmp_path / "stalled.json"),
-        )
-        self.started: list[subprocess.Popen] = []
-
-    def start(self, name: str, *entry: str) -> subprocess.Popen:
-        command = [sys.executable, "-m", *entry, "--concurrency=1", "-Q", QUEUE, "-n", f"{name}@%h"]
-        command += ["--loglevel=INFO", "--without-gossip", "--without-mingle"]
-        with open(self.logs / f"{name}.log", "wb") as log:
-            process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.started.append(process)
-        return process
-
-    def kill(self, process: subprocess.Popen) -> None:
-        with contextlib.suppress(ProcessLookupError):  # already gone
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-
-    def log(self, name: str) -> str:
-        return (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
-
-
-@pytest.fixture
-def workers(tmp_path, own_redis):
-    own_redis.start()
-    workers = Workers(tmp_path, own_redis.url)
-    try:
-        yield workers
-    finally:
-        for process in workers.started:
-            workers.kill(process)
 
 
 @pytest.fixture

@@ -229,6 +229,10 @@
       document.querySelectorAll("[data-count]").forEach((badge) => {
         const value = counts[badge.dataset.count];
         badge.textContent = value === undefined ? "" : value.toLocaleString();
+        if ("hideZero" in badge.dataset) {
+          badge.hidden = !value;
+          if (value) badge.textContent = `${value.toLocaleString()} expire today`;
+        }
       });
     })
     .catch(() => {});

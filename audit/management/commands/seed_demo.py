@@ -27,8 +27,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from rest_framework.authtoken.models import Token
 
-from audit import demo, services
-from audit.models import FetchStatus, MediaType, Result, ResultScene, VerdictSource
+from audit import demo, partitions, services
+from audit.models import FetchStatus, MediaType, Result, ResultScene, ResultStub, VerdictSource
+from audit.services.ingest import stub_of
 
 DEFAULT_COUNT = 600
 DEFAULT_SEED = 1
@@ -512,6 +513,7 @@ def insert_chunk_orm(chunk: RowChunk) -> None:
             for r in result.scene_results
         ]
     )
+    ResultStub.objects.bulk_create(stub_of(result) for result in results)
 
 
 # --- PostgreSQL COPY --------------------------------------------------------------------
@@ -519,6 +521,7 @@ def insert_chunk_orm(chunk: RowChunk) -> None:
 # Columns that vary per row come first; the rest of a row is the same for all rows of a
 # template, so it is built once per template.
 ROW_FIELDS = ("id", "task_id", "data_id", "url", "created_at", "expires_at")
+STUB_FIELDS = ("result_id", "task_id", "media_type", "expires_at")
 TEMPLATE_FIELDS = (
     "media_type",
     "biz_type",
@@ -570,15 +573,17 @@ def copy_template(template: RowTemplate) -> CopyTemplate:
     return CopyTemplate(tail, scenes)
 
 
-def reserve_ids(cursor, count: int) -> list[int]:
-    """Take `count` ids from the result id sequence, so the COPY can name them and the
-    sequence stays ahead of every row."""
+def reserve_ids(cursor, created_at: list[datetime]) -> list[int]:
+    """Ids for rows created at `created_at`: each carries its UTC day, like the ids the
+    database gives (audit.partitions), so the rows sit in their day's partition. The serials
+    come from the result id sequence, which so stays ahead of every row."""
     table = Result._meta.db_table
     cursor.execute(
         "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-        [table, count],
+        [table, len(created_at)],
     )
-    return [row[0] for row in cursor.fetchall()]
+    serials = [row[0] for row in cursor.fetchall()]
+    return [partitions.day_id(c.date(), s) for c, s in zip(created_at, serials, strict=True)]
 
 
 class PostgresInserter:
@@ -593,7 +598,9 @@ class PostgresInserter:
 
     def __call__(self, chunk: RowChunk) -> None:
         with connection.cursor() as django_cursor:
-            ids = reserve_ids(django_cursor, len(chunk.templates))
+            days = {c.date() for c in chunk.created_at}
+            partitions.ensure_days(django_cursor, min(days), max(days))
+            ids = reserve_ids(django_cursor, chunk.created_at)
             cursor = django_cursor.cursor  # psycopg's own, which has copy()
             templates = [self.copy_templates[id(t)] for t in chunk.templates]
             with copy_into(cursor, Result, ROW_FIELDS + TEMPLATE_FIELDS) as copy:
@@ -613,6 +620,11 @@ class PostgresInserter:
                 for rid, t in zip(ids, templates, strict=True):
                     for scene in t.scenes:
                         copy.write_row((rid, *scene))
+            with copy_into(cursor, ResultStub, STUB_FIELDS) as copy:
+                for rid, template, task_id, created in zip(
+                    ids, chunk.templates, chunk.task_ids, chunk.created_at, strict=True
+                ):
+                    copy.write_row((rid, task_id, template.media_type, created + self.keep))
 
 
 def copy_into(cursor, model, fields: tuple[str, ...]):
