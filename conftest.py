@@ -33,6 +33,9 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
     # SQLite's test database is in memory by default, out of reach of the worker processes
     # some tests start (audit/tests/test_worker_kill.py): a file of this run's own instead.
     database = django_settings.DATABASES["default"]
+    # live_server threads would otherwise keep their connections open past the run, and the
+    # test database could not be dropped at the end.
+    database["CONN_MAX_AGE"] = 0
     if database["ENGINE"] == "django.db.backends.sqlite3":
         name = tmp_path_factory.mktemp("database") / "test.sqlite3"
         database.setdefault("TEST", {})["NAME"] = str(name)

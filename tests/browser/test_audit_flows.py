@@ -195,3 +195,18 @@ def test_an_image_queue_cleared_with_the_keyboard_alone(reviewer_page):
     expect(card(page, "i2")).to_contain_text("Block · undesirable")
     verdicts = dict(Result.objects.values_list("task_id", "label"))
     assert verdicts == {"i0": "porn", "i1": "normal", "i2": "undesirable"}
+
+
+def test_each_tab_says_how_many_unreviewed_items_expire_today(reviewer_page):
+    from django.core.cache import cache
+
+    cache.clear()
+    page = reviewer_page
+    end_of_today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    end_of_today += timedelta(days=1)
+    text_result("soon", 30, expires_at=end_of_today - timedelta(seconds=1))
+    text_result("later", 20, expires_at=end_of_today + timedelta(hours=2))
+    page.goto("/audit/?type=text")
+    expect(page.locator('[data-count="text"]')).to_have_text("2")
+    expect(page.locator('[data-count="text:expiring"]')).to_have_text("1 expire today")
+    expect(page.locator('[data-count="image:expiring"]')).to_be_hidden()
