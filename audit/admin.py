@@ -315,6 +315,7 @@ class CallbackDeliveryAdmin(RecordAdmin):
         "id",
         "created_at",
         "event",
+        "form",
         "status",
         "task_id",
         "url",
@@ -324,7 +325,7 @@ class CallbackDeliveryAdmin(RecordAdmin):
         "delivered_at",
         "decision",
     )
-    list_filter = ("status", "event")
+    list_filter = ("status", "event", "form")
     list_select_related = ("decision",)
     search_fields = ("=task_id",)
     search_help_text = "An exact taskId."
@@ -335,6 +336,7 @@ class CallbackDeliveryAdmin(RecordAdmin):
     fields = (
         "uuid",
         "event",
+        "form",
         "decision",
         "task_id",
         "result",

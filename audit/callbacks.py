@@ -23,8 +23,9 @@ from django.utils import timezone
 from rest_framework.fields import DateTimeField
 
 from audit import fetch, tasks
-from audit.models import CallbackDelivery, Decision, DeliveryStatus, Result
+from audit.models import CallbackDelivery, CallbackForm, Decision, DeliveryStatus, Result
 from audit.serializers import ResultSerializer
+from green import callbacks as alibaba_callbacks
 from moderation_console import crypto
 from policies import selectors as policy_selectors
 
@@ -66,11 +67,20 @@ def callback_sign(body: bytes, secret: str) -> str:
 
 
 def callbacks_create(*, decision: Decision, result_ids: list[int], event: str) -> list[int]:
-    """One pending delivery per changed result whose policy has a callback URL.
+    """One pending delivery per changed result whose policy has a callback URL, and those of
+    the Alibaba form (green.callbacks: async scans' callbacks, the AuditSetting's).
 
     Call it inside the transaction that changed the results, after the change: the body is
     the results' new state, and a rollback takes the deliveries with it.
     """
+    console = _console_callbacks_create(decision=decision, result_ids=result_ids, event=event)
+    alibaba = alibaba_callbacks.review_callbacks_create(
+        decision=decision, result_ids=result_ids, event=event
+    )
+    return console + alibaba
+
+
+def _console_callbacks_create(*, decision: Decision, result_ids: list[int], event: str):
     biz_types = (
         Result.objects.filter(id__in=result_ids)
         .order_by()
@@ -142,6 +152,12 @@ def callback_send(*, delivery_id: int) -> None:
 
 
 def _attempt(delivery: CallbackDelivery) -> Attempt:
+    body = delivery.body.encode()
+    headers = {"User-Agent": USER_AGENT, "X-Delivery-Id": str(delivery.uuid)}
+    if delivery.form == CallbackForm.ALIBABA:
+        # Its checksum is in the body already (seeded when the delivery was written).
+        headers["Content-Type"] = "application/x-www-form-urlencoded; charset=UTF-8"
+        return _post(delivery, body, headers)
     policy = delivery.policy
     if policy is None:
         return Attempt(False, error="the policy was deleted", permanent=True)
@@ -151,13 +167,11 @@ def _attempt(delivery: CallbackDelivery) -> Attempt:
         secret = policy.callback_secret
     except crypto.DecryptionError as error:
         return Attempt(False, error=str(error))  # an operator can restore the key: retry
-    body = delivery.body.encode()
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": USER_AGENT,
-        "X-Signature": callback_sign(body, secret),
-        "X-Delivery-Id": str(delivery.uuid),
-    }
+    headers |= {"Content-Type": "application/json", "X-Signature": callback_sign(body, secret)}
+    return _post(delivery, body, headers)
+
+
+def _post(delivery: CallbackDelivery, body: bytes, headers: dict[str, str]) -> Attempt:
     try:
         posted = fetch.post_url(
             delivery.url,

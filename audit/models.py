@@ -214,6 +214,8 @@ class DecisionChannel(models.TextChoices):
     CONSOLE = "console"
     API = "api", "API"
     ADMIN = "admin"
+    # A client's own correction (the Alibaba-compatible /green/<type>/feedback).
+    FEEDBACK = "feedback"
 
 
 class PropagationState(models.TextChoices):
@@ -314,6 +316,14 @@ class DecisionTarget(models.Model):
 class CallbackEvent(models.TextChoices):
     DECISION = "decision"
     PROPAGATION = "propagation"
+    SCAN = "scan"  # an async scan's result is ready (Alibaba form only)
+
+
+class CallbackForm(models.TextChoices):
+    # JSON body, X-Signature HMAC with the policy's secret (audit.callbacks).
+    CONSOLE = "console"
+    # Alibaba Content Moderation's: form-encoded checksum + content (green.callbacks).
+    ALIBABA = "alibaba"
 
 
 class DeliveryStatus(models.TextChoices):
@@ -340,16 +350,22 @@ class CallbackDelivery(models.Model):
         db_constraint=False,
     )
     task_id = models.CharField(max_length=64)
+    # None for the callback of an async scan's result: no decision made it.
     decision = models.ForeignKey(
-        Decision, on_delete=models.CASCADE, related_name="callback_deliveries"
+        Decision, null=True, on_delete=models.CASCADE, related_name="callback_deliveries"
     )
-    # The policy whose URL this was and whose current secret signs each attempt.
+    form = models.CharField(
+        max_length=7, choices=CallbackForm.choices, default=CallbackForm.CONSOLE
+    )
+    # The policy whose URL this was and whose current secret signs each attempt (console
+    # form; the Alibaba form's checksum is computed once, into the body).
     policy = models.ForeignKey(
         "policies.Policy", null=True, on_delete=models.SET_NULL, related_name="+"
     )
     event = models.CharField(max_length=11, choices=CallbackEvent.choices)
     url = models.CharField(max_length=2048)
-    # The exact JSON text sent (ASCII), the same on every attempt.
+    # The exact text sent (ASCII), the same on every attempt: JSON (console form), or
+    # `checksum=...&content=...` (Alibaba form).
     body = models.TextField()
     status = models.CharField(
         max_length=9, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING

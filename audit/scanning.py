@@ -3,6 +3,7 @@ libraries first, where human decisions live, else by the engine (results an upst
 sent along, or the keyword library for texts), and stored like an ingested result."""
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -30,15 +31,26 @@ class Scanned:
     error_code: str = ""
 
 
-def results_scan(*, media_type: str, biz_type: str, scenes: list[str], items: list[dict]):
-    """Answer and store validated scan tasks (see serializers.ScanSerializer)."""
+def results_scan(
+    *,
+    media_type: str,
+    biz_type: str,
+    scenes: list[str],
+    items: list[dict],
+    after_store: Callable[[list[Result]], None] | None = None,
+):
+    """Answer and store validated scan tasks (see serializers.ScanSerializer).
+
+    `after_store(results)` runs inside the transaction that stores them (after any media
+    fetch, which happens outside it), for writes that must commit or roll back with them.
+    """
     prepared, errors = [], {}
     for index, item in enumerate(items):
         try:
             prepared.append(_prepare(media_type, scenes, item))
         except (fetch.FetchError, media.MediaError) as error:
             errors[index] = error
-    stored = iter(_store(media_type, biz_type, prepared) if prepared else [])
+    stored = iter(_store(media_type, biz_type, prepared, after_store) if prepared else [])
     return [
         Scanned(item.get("data_id", ""), None, str(errors[i]), _error_code(errors[i]))
         if i in errors
@@ -124,7 +136,7 @@ def _scene(scene: str, label: str, suggestion: str, rate: float = 100.0) -> dict
 
 
 @transaction.atomic
-def _store(media_type: str, biz_type: str, items: list[dict]) -> list[Result]:
+def _store(media_type: str, biz_type: str, items: list[dict], after_store) -> list[Result]:
     ingested = services.results_ingest(media_type=media_type, biz_type=biz_type, items=items)
     results = []
     for item, outcome in zip(items, ingested, strict=True):
@@ -136,6 +148,8 @@ def _store(media_type: str, biz_type: str, items: list[dict]) -> list[Result]:
         if outcome.created and (sample := item["sample"]) is not None:
             _verdict_from_library(result, sample)
         results.append(result)
+    if after_store is not None:
+        after_store(results)
     return results
 
 

@@ -3,11 +3,13 @@ project's own token-auth scan endpoint (POST /api/v1/scan/text), same text, same
 
     .venv/bin/python benchmarks/green_api.py --requests 500
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench .venv/bin/python benchmarks/green_api.py
+    GREEN_REDIS_URL=redis://127.0.0.1:6379/11 DATABASE_URL=... .venv/bin/python benchmarks/...
 
 In-process through Django's test client (no network, so the difference is ours): each signed
 request is built by aliyun-python-sdk-core's own ROA signer (TextScanRequest, get_signed_header;
-the signing is timed too), then checked by green.auth (key lookup, secret decryption, HMAC-SHA1,
-Content-MD5, the replay store's INSERT). The two kinds alternate, one text per request (a new
+the signing is timed too), then checked by green.auth (the key from green.keystore's short
+cache, HMAC-SHA1, Content-MD5, and the replay store: the table's INSERT, or with
+GREEN_REDIS_URL one Redis round trip). The two kinds alternate, one text per request (a new
 dataId each, so no signature repeats). Tasks are queued, not run (memory broker): the
 fingerprinting that follows a scan is the same for both and happens in the worker.
 The results and the key the run made are deleted at the end (its replay-store rows expire
@@ -30,6 +32,7 @@ import django  # noqa: E402
 django.setup()
 
 from aliyunsdkgreen.request.v20180509 import TextScanRequest  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.contrib.auth.models import Permission  # noqa: E402
 from django.db import connection  # noqa: E402
@@ -122,7 +125,10 @@ def _report(seconds: dict[str, list[float]], requests: int) -> dict:
         for name, values in seconds.items()
     }
     figures["slower"] = figures["token"]["rps"] / figures["signed"]["rps"] - 1
-    print(f"{connection.vendor}, {requests} requests per kind, one text each")
+    store = "Redis" if settings.GREEN_REDIS_URL else "table"
+    print(
+        f"{connection.vendor}, replay store: {store}, {requests} requests per kind, one text each"
+    )
     labels = {"token": "token auth, /api/v1/scan/text", "signed": "SDK-signed, /green/text/scan"}
     for name, label in labels.items():
         f = figures[name]

@@ -81,6 +81,7 @@ class AccessKeyAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             super().save_model(request, obj, form, change)
+            services.access_key_changed(access_key=obj)
             return
         key, secret = services.access_key_issue(
             user=obj.user, name=obj.name, biz_types=obj.biz_types, created_by=request.user

@@ -16,13 +16,13 @@ from rest_framework.views import APIView
 
 from audit import scanning
 from audit.api import CanDecide, ScanPermission
-from audit.models import SCENES, FetchStatus, MediaType, Result, VerdictSource
+from audit.models import SCENES, MediaType, Result
 from audit.serializers import ScanSerializer
-from green import errors, services
+from green import answers, callbacks, errors, services
 from green.auth import RoaSignatureAuthentication
 from green.errors import GreenError
 from green.models import AccessKey
-from green.serializers import FeedbackSerializer, TaskIdsField
+from green.serializers import AsyncCallbackSerializer, FeedbackSerializer, TaskIdsField
 
 # A task that could not be scanned, by audit.scanning's error code: Alibaba's code and msg.
 TASK_ERRORS = {
@@ -34,9 +34,6 @@ TASK_ERRORS = {
     "bad_content_type": (590, "BAD_FORMAT"),
     "bad_media": (590, "BAD_FORMAT"),
 }
-DOWNLOAD_FAILED = (480, "DOWNLOAD_FAILED")  # dns, connection, redirects
-# Verdicts a human gave (directly, by propagation, or through a sample): answered as such.
-HUMAN_SOURCES = frozenset({VerdictSource.HUMAN, VerdictSource.PROPAGATED})
 
 
 class GreenView(APIView):
@@ -84,7 +81,8 @@ class ScanView(GreenView):
 
     @extend_schema(exclude=True)
     def post(self, request):
-        incoming = ScanSerializer(data=self.body(request), context={"media_type": self.media_type})
+        body = self.body(request)
+        incoming = ScanSerializer(data=body, context={"media_type": self.media_type})
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
         self.check_biz_type(request, data["biz_type"])
@@ -93,8 +91,12 @@ class ScanView(GreenView):
             biz_type=data["biz_type"],
             scenes=data["scenes"],
             items=data["tasks"],
+            after_store=self.after_store(request, body, data["scenes"]),
         )
         return self.answer(request, [task_answer(s, data["scenes"]) for s in scanned])
+
+    def after_store(self, request, body: dict, scenes: list[str]):
+        return None
 
 
 class ImageScan(ScanView):
@@ -115,6 +117,19 @@ class AsyncScanView(ScanView):
         answered = super().post(request)
         answered.data["data"] = [_submitted(task) for task in answered.data["data"]]
         return answered
+
+    def after_store(self, request, body: dict, scenes: list[str]):
+        """With `callback` (and `seed`), each task's result is POSTed there when ready, and
+        again when a human changes it (green.callbacks)."""
+        incoming = AsyncCallbackSerializer(data=body)
+        incoming.is_valid(raise_exception=True)
+        url, seed = incoming.validated_data.get("callback"), incoming.validated_data.get("seed")
+        if not url:
+            return None
+        key = request.auth if isinstance(request.auth, AccessKey) else None
+        return lambda results: callbacks.task_callbacks_register(
+            results=results, url=url, seed=seed, access_key=key, scenes=scenes
+        )
 
 
 class ImageAsyncScan(AsyncScanView):
@@ -145,7 +160,7 @@ class ResultsView(GreenView):
             for r in Result.objects.filter(task_id__in=task_ids, media_type=self.media_type)
             if key is None or key.allows(r.biz_type)
         }
-        return self.answer(request, [_polled(t, found.get(t)) for t in task_ids])
+        return self.answer(request, [answers.polled_answer(t, found.get(t)) for t in task_ids])
 
 
 class ImageResults(ResultsView):
@@ -203,7 +218,7 @@ class FeedbackView(GreenView):
             items=[{"data_id": data.get("data_id", ""), **content}],
         )
         if scanned.result is None:
-            code, msg = TASK_ERRORS.get(scanned.error_code, DOWNLOAD_FAILED)
+            code, msg = TASK_ERRORS.get(scanned.error_code, answers.DOWNLOAD_FAILED)
             raise GreenError(code, msg, f"{msg}: {scanned.error}")
         return scanned.result
 
@@ -227,53 +242,8 @@ def _submitted(task: dict) -> dict:
     return {k: v for k, v in task.items() if k not in ("results", "content")}
 
 
-def _polled(task_id: str, result: Result | None) -> dict:
-    if result is None:
-        return {"code": 404, "msg": "NOT_FOUND: unknown or expired taskId", "taskId": task_id}
-    if result.fetch_status == FetchStatus.PENDING:
-        return {"code": 280, "msg": "PROCESSING", "taskId": task_id, "dataId": result.data_id}
-    if result.fetch_status == FetchStatus.FAILED and not result.frames:
-        code, msg = DOWNLOAD_FAILED
-        return {"code": code, "msg": f"{msg}: {result.fetch_error}", "taskId": task_id}
-    return result_answer(result, [])
-
-
 def task_answer(scanned: scanning.Scanned, scenes: list[str]) -> dict:
     if scanned.result is None:
-        code, msg = TASK_ERRORS.get(scanned.error_code, DOWNLOAD_FAILED)
+        code, msg = TASK_ERRORS.get(scanned.error_code, answers.DOWNLOAD_FAILED)
         return {"code": code, "msg": f"{msg}: {scanned.error}", "dataId": scanned.data_id}
-    return result_answer(scanned.result, scenes)
-
-
-def result_answer(result: Result, scenes: list[str]) -> dict:
-    """A stored result in the v1 task shape, with the human verdict once there is one."""
-    answer = {
-        "code": 200,
-        "msg": "OK",
-        "dataId": result.data_id,
-        "taskId": result.task_id,
-        "results": scene_answers(result, scenes),
-    }
-    if result.url:
-        answer["url"] = result.url
-    if result.media_type == MediaType.TEXT:
-        answer["content"] = result.text
-    return answer
-
-
-def scene_answers(result: Result, scenes: list[str]) -> list[dict]:
-    if result.verdict_source not in HUMAN_SOURCES:
-        return result.scene_results
-    scenes = scenes or [r["scene"] for r in result.scene_results]
-    if result.suggestion != "block":
-        return [_scene(s, "normal", "pass") for s in scenes]
-    blocked = scanning.CATEGORY_SCENE.get(result.label)
-    blocked = blocked if blocked in scenes else scenes[0]
-    return [
-        _scene(s, result.label, "block") if s == blocked else _scene(s, "normal", "pass")
-        for s in scenes
-    ]
-
-
-def _scene(scene: str, label: str, suggestion: str) -> dict:
-    return {"scene": scene, "label": label, "suggestion": suggestion, "rate": 100.0}
+    return answers.result_answer(scanned.result, scenes)

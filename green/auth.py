@@ -12,10 +12,11 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
+import redis
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 
-from green import services, signatures
+from green import keystore, services, signatures
 from green.errors import GreenError
 from green.models import AccessKey
 from moderation_console import crypto
@@ -32,6 +33,10 @@ def _unauthorized(error_code: str, message: str) -> GreenError:
     return GreenError(401, error_code, message)
 
 
+def _store_unavailable(error: Exception) -> GreenError:
+    return GreenError(503, "ServiceUnavailable", f"The replay store is unavailable: {error}")
+
+
 class _SignatureAuthentication(BaseAuthentication):
     scheme = ""
 
@@ -42,19 +47,26 @@ class _SignatureAuthentication(BaseAuthentication):
     def _headers(request) -> dict[str, str]:
         return {name.lower(): value for name, value in request.headers.items()}
 
-    @staticmethod
-    def _key(access_key_id: str) -> tuple[AccessKey, str]:
-        key = AccessKey.objects.select_related("user").filter(access_key_id=access_key_id).first()
-        if key is None:
+    @classmethod
+    def _key(cls, access_key_id: str, *, reload: bool = False) -> keystore.CachedKey:
+        try:
+            load = keystore.key_load if reload else keystore.key_get
+            cached = load(access_key_id)
+        except crypto.DecryptionError as error:
+            raise GreenError(500, "InternalError", str(error)) from None
+        except redis.RedisError as error:
+            raise _store_unavailable(error) from None
+        if cached is None:
             raise _unauthorized("InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+        cls._check_active(cached.key)
+        return cached
+
+    @staticmethod
+    def _check_active(key: AccessKey) -> None:
         if not key.active or not key.user.is_active:
             raise GreenError(
                 403, "InvalidAccessKeyId.Inactive", "Specified access key is disabled."
             )
-        try:
-            return key, key.secret
-        except crypto.DecryptionError as error:
-            raise GreenError(500, "InternalError", str(error)) from None
 
     @staticmethod
     def _check_date(date: datetime | None, now: datetime) -> datetime:
@@ -81,17 +93,35 @@ class _SignatureAuthentication(BaseAuthentication):
                 f"server string to sign is:{signed_text}",
             )
 
-    @staticmethod
-    def _claim(key: AccessKey, kind: str, value: str, date: datetime, now: datetime) -> None:
+    @classmethod
+    def _claim(
+        cls, cached: keystore.CachedKey, kind: str, value: str, date: datetime, now: datetime
+    ) -> tuple[AccessKey, AccessKey]:
+        """Claim the nonce; the request's user and key (copies, see keystore.for_request)."""
         expires_at = date + MAX_CLOCK_SKEW
-        claimed = services.request_claim(
-            access_key_id=key.access_key_id, kind=kind, value=value, expires_at=expires_at
-        )
+        if keystore.redis_client() is None:
+            claimed = services.request_claim(
+                access_key_id=cached.key.access_key_id,
+                kind=kind,
+                value=value,
+                expires_at=expires_at,
+            )
+        else:
+            try:
+                claimed, stale = keystore.claim(
+                    cached=cached, kind=kind, value=value, expires_at=expires_at
+                )
+            except redis.RedisError as error:
+                raise _store_unavailable(error) from None
+            if stale:  # changed since it was cached (revoked, disabled, edited): reload
+                cached = cls._key(cached.key.access_key_id, reload=True)
         if not claimed:
             raise _unauthorized(
                 "SignatureNonceUsed", f"This request's {kind} was already used: sign it anew."
             )
-        services.access_key_touch(access_key=key, now=now)
+        services.access_key_touch(access_key=cached.key, now=now)
+        key = keystore.for_request(cached)
+        return key.user, key
 
 
 class RoaSignatureAuthentication(_SignatureAuthentication):
@@ -106,7 +136,8 @@ class RoaSignatureAuthentication(_SignatureAuthentication):
         access_key_id, _, given = header[4:].partition(":")
         if not access_key_id or not given:
             raise _unauthorized("IncompleteSignature", "Use Authorization: acs <id>:<signature>.")
-        key, secret = self._key(access_key_id.strip())
+        cached = self._key(access_key_id.strip())
+        secret = cached.secret
         headers = self._headers(request)
         now = timezone.now()
         date = self._check_date(_http_date(headers.get("date", "")), now)
@@ -124,8 +155,7 @@ class RoaSignatureAuthentication(_SignatureAuthentication):
         self._check_signature(signatures.roa_signature(secret, signed_text), given, signed_text)
         # This SDK sends no nonce: the signature (over the date and body) stands in for one.
         nonce = headers.get("x-acs-signature-nonce")
-        self._claim(key, "nonce" if nonce else "signature", nonce or given, date, now)
-        return key.user, key
+        return self._claim(cached, "nonce" if nonce else "signature", nonce or given, date, now)
 
 
 class Acs3SignatureAuthentication(_SignatureAuthentication):
@@ -146,7 +176,8 @@ class Acs3SignatureAuthentication(_SignatureAuthentication):
             raise _unauthorized(
                 "IncompleteSignature", f"Sign these headers too: {', '.join(sorted(missing))}."
             )
-        key, secret = self._key(auth.access_key_id)
+        cached = self._key(auth.access_key_id)
+        secret = cached.secret
         headers = self._headers(request)
         now = timezone.now()
         date = self._check_date(_iso_date(headers.get("x-acs-date", "")), now)
@@ -168,8 +199,7 @@ class Acs3SignatureAuthentication(_SignatureAuthentication):
         nonce = headers.get("x-acs-signature-nonce", "")
         if not nonce:
             raise _unauthorized("MissingSignatureNonce", "x-acs-signature-nonce is required.")
-        self._claim(key, "nonce", nonce, date, now)
-        return key.user, key
+        return self._claim(cached, "nonce", nonce, date, now)
 
 
 def _http_date(value: str) -> datetime | None:

@@ -7,10 +7,12 @@ import json
 from datetime import UTC, datetime
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.http import QueryDict
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from drf_spectacular.utils import extend_schema
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
@@ -22,6 +24,7 @@ from green.api import GreenView
 from green.auth import Acs3SignatureAuthentication
 from green.errors import GreenError
 from green.models import AccessKey, AuditSetting
+from green.serializers import SEED_MAX_LENGTH, callback_url_check
 from policies import selectors as policy_selectors
 from policies import services as policy_services
 from policies.models import DEFAULT_BIZ_TYPE
@@ -203,24 +206,37 @@ def describe_audit_setting(request, params: QueryDict, key: AccessKey) -> dict:
     setting = AuditSetting.objects.filter(biz_type=DEFAULT_BIZ_TYPE).first()
     return {
         "AuditRange": _range(policy),
-        "Callback": policy.callback_url,
+        "Callback": setting.callback_url if setting else "",
         "Seed": setting.seed if setting else "",
     }
 
 
 def update_audit_setting(request, params: QueryDict, key: AccessKey) -> dict:
+    """The audit range goes to the default policy; Callback and Seed to its AuditSetting:
+    review results are POSTed there in Alibaba's form (green.callbacks)."""
     _settings_check(key)
-    data = _range_fields(params) if "AuditRange" in params else {}
+    changes = {}
     if "Callback" in params:
-        data["callback_url"] = params["Callback"]
+        changes["callback_url"] = _callback_url(params["Callback"].strip())
     if "Seed" in params:
-        seed = params["Seed"]
-        if len(seed) > 64:
-            raise errors.bad_request("Seed is at most 64 characters.")
-        AuditSetting.objects.update_or_create(biz_type=DEFAULT_BIZ_TYPE, defaults={"seed": seed})
-    if data:
-        _policy_update(request.user, data)
+        if len(params["Seed"]) > SEED_MAX_LENGTH:
+            raise errors.bad_request(f"Seed is at most {SEED_MAX_LENGTH} characters.")
+        changes["seed"] = params["Seed"]
+    with transaction.atomic():
+        if "AuditRange" in params:
+            _policy_update(request.user, _range_fields(params))
+        if changes:
+            AuditSetting.objects.update_or_create(biz_type=DEFAULT_BIZ_TYPE, defaults=changes)
     return {}
+
+
+def _callback_url(value: str) -> str:
+    if not value:
+        return ""
+    try:
+        return callback_url_check(value)
+    except ValidationError as error:
+        raise errors.bad_request(f"Callback: {' '.join(map(str, error.detail))}") from None
 
 
 def _settings_check(key: AccessKey) -> None:

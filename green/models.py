@@ -85,12 +85,38 @@ class Feedback(models.Model):
 
 
 class AuditSetting(models.Model):
-    """What the console API's UpdateAuditSetting sets beyond the policy: the seed of the
-    Alibaba-form callbacks' checksum, per biz type."""
+    """What the console API's UpdateAuditSetting sets beyond the policy's audit range: where
+    human review results go in Alibaba's callback form, and the seed of their checksum, per
+    biz type. (The policy's own callback URL gets the console's signed JSON form instead.)"""
 
     biz_type = models.CharField(max_length=64, unique=True)
+    callback_url = models.CharField(max_length=2048, blank=True)
     seed = models.CharField(max_length=64, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return self.biz_type
+
+
+class TaskCallback(models.Model):
+    """The `callback` and `seed` an async scan request gave for its tasks: the result is
+    POSTed there in Alibaba's form when it is ready, and again when a human decision (or its
+    propagation) changes it (green.callbacks)."""
+
+    # The result goes after its retention period (and this row with the purge of callbacks).
+    result = models.ForeignKey(
+        "audit.Result", null=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
+    )
+    task_id = models.CharField(max_length=64, db_index=True)
+    url = models.CharField(max_length=2048)
+    seed = models.CharField(max_length=64)
+    access_key = models.ForeignKey(
+        AccessKey, null=True, on_delete=models.SET_NULL, related_name="task_callbacks"
+    )
+    # Set once the scan-result callback is written (at once for images, after the fetch for
+    # videos), so a second fetch run does not write it again.
+    scan_sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.task_id} → {self.url}"

@@ -3,6 +3,7 @@
 from django.conf import settings
 from rest_framework import serializers
 
+from audit import fetch
 from audit.models import Suggestion
 from audit.serializers import (
     BIZ_TYPE_PATTERN,
@@ -12,6 +13,32 @@ from audit.serializers import (
     StrictRegexField,
 )
 from audit.services import PASS_LABEL
+
+SEED_MAX_LENGTH = 64
+
+
+def callback_url_check(value: str) -> str:
+    """The sender's own address rules (audit.fetch), so a URL taken here is one it POSTs to."""
+    try:
+        fetch.url_check(value, allowed_networks=settings.FETCH_ALLOWED_NETWORKS)
+    except fetch.FetchError as error:
+        raise serializers.ValidationError(f"Not a usable callback URL: {error}.") from None
+    return value
+
+
+class AsyncCallbackSerializer(serializers.Serializer):
+    """The `callback` and `seed` of an async scan's body (Alibaba: seed is required with a
+    callback, for the checksum)."""
+
+    callback = StrictCharField(max_length=2048, required=False, allow_blank=True)
+    seed = StrictCharField(max_length=SEED_MAX_LENGTH, required=False, allow_blank=True)
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs.get("callback"):
+            callback_url_check(attrs["callback"])
+            if not attrs.get("seed"):
+                raise serializers.ValidationError({"seed": "A callback needs a seed."})
+        return attrs
 
 
 class FeedbackSerializer(serializers.Serializer):

@@ -1,6 +1,5 @@
 """Writes of the green app: AccessKeys and the replay store."""
 
-import hashlib
 import secrets
 import string
 from datetime import datetime, timedelta
@@ -10,6 +9,7 @@ from django.utils import timezone
 
 from audit import services as audit_services
 from audit.models import DecisionChannel, Result
+from green import keystore
 from green.models import AccessKey, Feedback, SeenRequest
 from moderation_console import crypto
 
@@ -46,7 +46,14 @@ def access_key_revoke(*, access_key: AccessKey, by=None) -> bool:
         revoked_at=timezone.now(), revoked_by=by, enabled=False
     )
     access_key.refresh_from_db()
+    access_key_changed(access_key=access_key)
     return bool(revoked)
+
+
+def access_key_changed(*, access_key: AccessKey) -> None:
+    """After any change to a key's row: cached copies reload it (see green.keystore)."""
+    keystore.key_forget(access_key.access_key_id)  # and again once committed, below
+    transaction.on_commit(lambda: keystore.key_changed(access_key.access_key_id), robust=True)
 
 
 def access_key_touch(*, access_key: AccessKey, now: datetime) -> None:
@@ -62,7 +69,7 @@ def request_claim(*, access_key_id: str, kind: str, value: str, expires_at: date
     The unique key makes this atomic across processes: two requests racing with the same
     nonce both try the INSERT and exactly one succeeds.
     """
-    key = hashlib.sha256(f"{access_key_id}\n{kind}\n{value}".encode()).hexdigest()
+    key = keystore.seen_key(access_key_id, kind, value)
     for _ in range(2):
         try:
             with transaction.atomic():
@@ -104,7 +111,7 @@ def feedback_record(
             suggestion=suggestion,
             label=label,
             note=note or f"Feedback through AccessKey {access_key.access_key_id}",
-            channel=DecisionChannel.API,
+            channel=DecisionChannel.FEEDBACK,
             versions={result.task_id: result.version},
         )
         return Feedback.objects.create(

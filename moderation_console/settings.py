@@ -169,6 +169,14 @@ FETCH_MAX_ATTEMPTS = env_int("FETCH_MAX_ATTEMPTS", 4)
 CALLBACK_TIMEOUT_SECONDS = float(os.environ.get("CALLBACK_TIMEOUT_SECONDS", "10"))
 CALLBACK_MAX_ATTEMPTS = env_int("CALLBACK_MAX_ATTEMPTS", 8)
 CALLBACK_RETENTION_DAYS = env_int("CALLBACK_RETENTION_DAYS", 30)  # the delivery log
+# The account id in the checksum of Alibaba-form callbacks (green.callbacks): set it to the
+# Alibaba account ID (UID) your clients' callback receivers already check against.
+GREEN_CALLBACK_UID = os.environ.get("GREEN_CALLBACK_UID", "")
+# AccessKey signatures (green.keystore): with a Redis URL, the replay store is Redis (SET NX)
+# and a revoked key is refused at once by every process; without, the database table, and
+# other processes see a revocation within ACCESS_KEY_CACHE_SECONDS.
+GREEN_REDIS_URL = os.environ.get("GREEN_REDIS_URL", "")
+ACCESS_KEY_CACHE_SECONDS = float(os.environ.get("ACCESS_KEY_CACHE_SECONDS", "5"))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -256,6 +264,11 @@ PERIODIC_TASKS = {
         "task": "green.tasks.seen_requests_purge",
         "schedule": timedelta(minutes=15),
         "description": "Forgets AccessKey request signatures past their 15-minute window.",
+    },
+    "green-task-callbacks-purge": {
+        "task": "green.tasks.task_callbacks_purge",
+        "schedule": timedelta(hours=6),
+        "description": "Forgets the callback URLs of async scans whose results have expired.",
     },
 }
 

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.storage import default_storage
+from django.db import transaction
 from django.utils import timezone
 
 from audit import fetch, media
@@ -13,6 +14,7 @@ from audit.models import (
     MediaType,
     Result,
 )
+from green import callbacks as alibaba_callbacks
 
 from .fingerprinting import results_fingerprint
 from .ingest import media_save
@@ -38,18 +40,24 @@ def result_fetch(*, result_id: int) -> None:
     except (fetch.FetchError, media.MediaError) as error:
         transient = getattr(error, "transient", False)
         retry = transient and attempts < settings.FETCH_MAX_ATTEMPTS
-        Result.objects.filter(id=result.id, fetch_status=FetchStatus.PENDING).update(
-            fetch_status=FetchStatus.PENDING if retry else FetchStatus.FAILED,
-            fetch_error=str(error)[:500],
-            fetch_attempts=attempts,
-        )
+        with transaction.atomic():
+            failed = Result.objects.filter(id=result.id, fetch_status=FetchStatus.PENDING).update(
+                fetch_status=FetchStatus.PENDING if retry else FetchStatus.FAILED,
+                fetch_error=str(error)[:500],
+                fetch_attempts=attempts,
+            )
+            if failed and not retry:
+                alibaba_callbacks.scan_callbacks_ready(result_id=result.id)
         logger.info("fetch of result %s failed (%s): %s", result.id, attempts, error)
         if retry:
             raise FetchRetry(str(error)) from error
         return
-    updated = Result.objects.filter(id=result.id, fetch_status=FetchStatus.PENDING).update(
-        fetch_status=FetchStatus.DONE, fetch_error="", fetch_attempts=attempts, **stored
-    )
+    with transaction.atomic():
+        updated = Result.objects.filter(id=result.id, fetch_status=FetchStatus.PENDING).update(
+            fetch_status=FetchStatus.DONE, fetch_error="", fetch_attempts=attempts, **stored
+        )
+        if updated:  # an async scan's result is ready: its Alibaba-form callback
+            alibaba_callbacks.scan_callbacks_ready(result_id=result.id)
     if not updated:  # another run finished first and stored its own copy
         default_storage.delete(stored["file"])
         return

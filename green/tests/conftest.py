@@ -5,9 +5,9 @@ from urllib.parse import urlsplit
 import pytest
 from aliyunsdkcore.client import AcsClient
 
-from audit.tests.conftest import MediaServer
+from audit.tests.conftest import CallbackReceiver, MediaServer, own_redis  # noqa: F401
 from audit.tests.factories import UserFactory
-from green import services
+from green import keystore, services
 
 
 class ScanSdk:
@@ -64,3 +64,27 @@ def media_server(settings):
     server = MediaServer()
     yield server
     server.close()
+
+
+@pytest.fixture
+def callback_receiver(settings):
+    """Receives callbacks on loopback, and allows posting (and fetching) there."""
+    settings.FETCH_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.1/32")]
+    server = CallbackReceiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_key_cache():
+    keystore.cache_clear()
+    yield
+    keystore.cache_clear()
+
+
+@pytest.fixture
+def redis_store(settings, own_redis):  # noqa: F811 - the fixture imported above
+    """The replay store and key generations in a redis-server of the test's own."""
+    own_redis.start()
+    settings.GREEN_REDIS_URL = own_redis.url
+    return own_redis
