@@ -150,13 +150,44 @@ def ensure_days(cursor, first: date, last: date) -> int:
     return created
 
 
-def drop_day(cursor, day: date, specs: list[PartitionedTable] | None = None) -> None:
-    """Drop the partitions of `day` of the given tables, all by default (the caller checked
-    it is past its retention and holds the transaction)."""
-    # Deferred foreign-key checks queued in this transaction would block DROP TABLE: run them.
+def detach_day(cursor, day: date, specs: list[PartitionedTable] | None = None) -> None:
+    """Detach the partitions of `day` from the given tables (all by default): a catalog
+    change that holds the parent tables' exclusive lock only for an instant. The caller
+    checked the day is past its retention; `drop_detached` then removes the tables, whose
+    files are unlinked at that commit without the parents being locked."""
+    # Deferred foreign-key checks queued in this transaction would block ALTER TABLE.
     cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     for spec in specs or partitioned_tables():
-        cursor.execute(f"DROP TABLE IF EXISTS {quote(partition_name(spec.table, day))}")
+        name = partition_name(spec.table, day)
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass(%s))",
+            [quote(name)],
+        )
+        if cursor.fetchone()[0]:
+            cursor.execute(f"ALTER TABLE {quote(spec.table)} DETACH PARTITION {quote(name)}")
+
+
+def drop_detached(cursor) -> list[str]:
+    """Drop day tables that are no partition any more (detached by `detach_day`, also by a
+    run that stopped in between)."""
+    dropped = []
+    for spec in partitioned_tables():
+        cursor.execute(
+            "SELECT c.relname FROM pg_class c WHERE c.relname LIKE %s AND c.relkind = 'r' "
+            "AND NOT c.relispartition AND c.relnamespace = current_schema()::regnamespace",
+            [spec.table.replace("_", r"\_") + r"\_p%"],
+        )
+        for (name,) in cursor.fetchall():
+            if _DAY_SUFFIX.search(name):
+                cursor.execute(f"DROP TABLE {quote(name)}")
+                dropped.append(name)
+    return dropped
+
+
+def drop_day(cursor, day: date, specs: list[PartitionedTable] | None = None) -> None:
+    """Detach and drop in one transaction (tests and benchmarks; the purge uses two)."""
+    detach_day(cursor, day, specs)
+    drop_detached(cursor)
 
 
 # Turning plain tables into partitioned ones (the migration) ------------------------------------

@@ -362,3 +362,15 @@ def test_the_detail_page_of_a_purged_result_says_it_expired_and_keeps_its_decisi
     assert "expired on" in body and "spam" in body
     assert "<b>x</b>" not in body and "&lt;b&gt;x&lt;/b&gt;" in body  # escaped
     assert client.get("/audit/items/never-was/").status_code == 404
+
+
+def test_a_day_detached_by_a_run_that_stopped_is_dropped_by_the_next(postgresql):
+    old = stored_on(9)
+    day = old.created_at.date()
+    with connection.cursor() as cursor:
+        partitions.detach_day(cursor, day, partitions.partitioned_tables()[:1])
+    name = partitions.partition_name("audit_resultscene", day)
+    assert partition_exists(name)  # a table of its own now, no longer a partition
+    services.results_purge(now=NOW)
+    assert not partition_exists(name)
+    assert not partition_exists(partitions.partition_name("audit_result", day))
