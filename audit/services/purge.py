@@ -161,16 +161,25 @@ def _purge_stubs(run: PurgeRun, now: datetime) -> None:
         with connection.cursor() as cursor:
             days = partitions.partition_days(cursor, stubs)
         spec = [s for s in partitions.partitioned_tables() if s.table == stubs]
+        keep = timedelta(days=settings.RESULT_RETENTION_DAYS + settings.RESULT_STUB_DAYS)
         for day in days:
             low, high = partitions.day_bounds(day)
             in_day = ResultStub.objects.filter(result_id__gte=low, result_id__lt=high)
-            if day < now.date() and not in_day.filter(expires_at__gt=cutoff).exists():
+            end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
+            if end + keep <= now and not in_day.filter(expires_at__gt=cutoff).exists():
                 run.stubs_removed += in_day.count()
                 with transaction.atomic(), connection.cursor() as cursor:
                     cursor.execute(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'")
                     partitions.detach_day(cursor, day, spec)
                 with transaction.atomic(), connection.cursor() as cursor:
                     partitions.drop_detached(cursor)
+        # Stray stubs only (ids given explicitly): stubs have no expiry index, and a scan of
+        # every partition would cost the Audit page more than these few rows are worth.
+        default = partitions.quote(partitions.default_name(stubs))
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {default} WHERE expires_at <= %s", [cutoff])  # noqa: S608
+            run.stubs_removed += cursor.rowcount
+        return
     while True:
         ids = list(
             ResultStub.objects.filter(expires_at__lte=cutoff).values_list("result_id", flat=True)[
