@@ -25,7 +25,13 @@ def schedules_ensure() -> list[str]:
     return created
 
 
-def schedules_ensure_after_migrate(sender, **kwargs) -> None:
+def schedules_ensure_after_migrate(sender, using="default", **kwargs) -> None:
     # After django_celery_beat's own migrations (and again after a test database flush).
-    if sender.label == "django_celery_beat":
+    # post_migrate comes for every app even when a partial `migrate` left its tables out.
+    from django.db import connections
+    from django_celery_beat.models import PeriodicTask
+
+    if sender.label != "django_celery_beat":
+        return
+    if PeriodicTask._meta.db_table in connections[using].introspection.table_names():
         schedules_ensure()

@@ -2,32 +2,7 @@
 
 from django.db import migrations, models
 
-APP, MODEL = "audit", "ResultFingerprint"
-
-def signatures_for_stored_texts(owner_field):
-    """Texts fingerprinted before signatures were stored get theirs, so near-duplicate
-    matching (which reads only stored signatures) still finds them."""
-
-    def run(apps, schema_editor):
-        from samples import fingerprints
-
-        rows = apps.get_model(APP, MODEL)
-        owners = rows._meta.get_field(owner_field).related_model
-        owner_id = f"{owner_field}_id"
-        hashed = set(rows.objects.filter(kind="text_exact").values_list(owner_id, flat=True))
-        signed = set(rows.objects.filter(kind="text_minhash").values_list(owner_id, flat=True))
-        missing = sorted(hashed - signed)
-        for start in range(0, len(missing), 2000):
-            batch = owners.objects.filter(id__in=missing[start : start + 2000])
-            new = []
-            for owner, text in batch.values_list("id", "text"):
-                minhash = fingerprints.text_fingerprint(text).minhash
-                if minhash:
-                    code = fingerprints.minhash_pack(minhash)
-                    new.append(rows(**{owner_id: owner}, kind="text_minhash", code=code))
-            rows.objects.bulk_create(new)
-
-    return run
+from samples.backfills import minhash_signatures
 
 
 class Migration(migrations.Migration):
@@ -47,5 +22,7 @@ class Migration(migrations.Migration):
             name='kind',
             field=models.CharField(choices=[('image_exact', 'Image: exact pixels'), ('pdq', 'Image: PDQ'), ('pdq_variant', 'Image: PDQ of a flipped or rotated form'), ('text_exact', 'Text: normalized exact'), ('text_band', 'Text: MinHash band'), ('text_minhash', 'Text: MinHash signature'), ('video_file', 'Video: file hash'), ('video_frame', 'Video: PDQ of a frame')], max_length=12),
         ),
-        migrations.RunPython(signatures_for_stored_texts("result"), migrations.RunPython.noop),
+        migrations.RunPython(
+            minhash_signatures("audit", "ResultFingerprint", "result"), migrations.RunPython.noop
+        ),
     ]

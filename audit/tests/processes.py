@@ -74,17 +74,7 @@ class Workers:
     def start(self, name: str, *entry: str) -> subprocess.Popen:
         command = [sys.executable, "-m", *entry, "--concurrency=1", "-Q", QUEUE, "-n", f"{name}@%h"]
         command += ["--loglevel=INFO", "--without-gossip", "--without-mingle"]
-        with open(self.logs / f"{name}.log", "wb") as log:
-            process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.started.append(process)
-        return process
+        return self._spawn(name, command)
 
     def kill(self, process: subprocess.Popen) -> None:
         with contextlib.suppress(ProcessLookupError):  # already gone
@@ -98,6 +88,10 @@ class Workers:
         """`celery beat`, reading its jobs from the test database (django-celery-beat)."""
         command = [sys.executable, "-m", "celery", "-A", "moderation_console", "beat"]
         command += ["--loglevel=INFO", f"--pidfile={self.logs / (name + '.pid')}"]
+        return self._spawn(name, command)
+
+    def _spawn(self, name: str, command: list[str]) -> subprocess.Popen:
+        # A process group of its own, so kill() takes its children (the prefork pool) too.
         with open(self.logs / f"{name}.log", "wb") as log:
             process = subprocess.Popen(
                 command,

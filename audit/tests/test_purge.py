@@ -63,6 +63,22 @@ def with_file(result: Result) -> str:
     return name
 
 
+def blocked(result: Result, note: str = "") -> Decision:
+    """A reviewer's block decision on `result`, as decision_record leaves it."""
+    decision = Decision.objects.create(
+        channel="console", suggestion="block", label="spam", item_count=1, note=note
+    )
+    DecisionItem.objects.create(
+        decision=decision,
+        result=result,
+        task_id=result.task_id,
+        media_type=result.media_type,
+        previous_suggestion="review",
+        previous_source="machine",
+    )
+    return decision
+
+
 def test_only_expired_results_go_with_their_rows_and_files():
     old = stored_on(8)
     old_file = with_file(old)
@@ -100,17 +116,7 @@ def test_a_second_run_removes_nothing():
 
 def test_decisions_keep_their_record_and_lose_only_the_link():
     old = stored_on(9)
-    decision = Decision.objects.create(
-        channel="console", suggestion="block", label="spam", item_count=1
-    )
-    DecisionItem.objects.create(
-        decision=decision,
-        result=old,
-        task_id=old.task_id,
-        media_type="text",
-        previous_suggestion="review",
-        previous_source="machine",
-    )
+    decision = blocked(old)
     DecisionTarget.objects.create(
         decision=decision, result=old, task_id=old.task_id, previous_suggestion="review"
     )
@@ -343,17 +349,7 @@ def test_the_detail_page_of_a_purged_result_says_it_expired_and_keeps_its_decisi
     from audit.tests.factories import user_in
 
     old = stored_on(9)
-    decision = Decision.objects.create(
-        channel="console", suggestion="block", label="spam", item_count=1, note="<b>x</b>"
-    )
-    DecisionItem.objects.create(
-        decision=decision,
-        result=old,
-        task_id=old.task_id,
-        media_type="text",
-        previous_suggestion="review",
-        previous_source="machine",
-    )
+    blocked(old, note="<b>x</b>")
     services.results_purge(now=NOW)
     client.force_login(user_in("Reviewer", username="rev-expired"))
     page = client.get(f"/audit/items/{old.task_id}/")

@@ -1,11 +1,11 @@
-import ipaddress
 import json
 from urllib.parse import urlsplit
 
 import pytest
 from aliyunsdkcore.client import AcsClient
 
-from audit.tests.conftest import CallbackReceiver, MediaServer, own_redis  # noqa: F401
+# The same real servers as the audit tests (pytest finds fixtures imported into a conftest).
+from audit.tests.conftest import callback_receiver, media_server, own_redis  # noqa: F401
 from audit.tests.factories import UserFactory
 from green import keystore, services
 
@@ -56,23 +56,6 @@ def access_key(client_user):
 def sdk(live_server, access_key) -> ScanSdk:
     key, secret = access_key
     return ScanSdk(live_server.url, key.access_key_id, secret)
-
-
-@pytest.fixture
-def media_server(settings):
-    settings.FETCH_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.1/32")]
-    server = MediaServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def callback_receiver(settings):
-    """Receives callbacks on loopback, and allows posting (and fetching) there."""
-    settings.FETCH_ALLOWED_NETWORKS = [ipaddress.ip_network("127.0.0.1/32")]
-    server = CallbackReceiver()
-    yield server
-    server.close()
 
 
 @pytest.fixture(autouse=True)
