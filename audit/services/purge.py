@@ -58,10 +58,11 @@ def results_purge(*, now: datetime | None = None) -> PurgeRun:
         if not held:
             return _finish(run, PurgeStatus.SKIPPED)
         try:
-            if uses_partitions():
+            partitioned = uses_partitions()
+            if partitioned:
                 _purge_partitions(run, now)
             _purge_rows(run, now)
-            _purge_stubs(run, now)
+            _purge_stubs(run, now, partitioned)
         except Exception as error:
             run.error = f"{type(error).__name__}: {error}"[:2000]
             _finish(run, PurgeStatus.FAILED)
@@ -97,8 +98,7 @@ def _purge_partitions(run: PurgeRun, now: datetime) -> None:
         # A day is a candidate once its last moment is past the retention period (so the
         # empty partitions made ahead are never dropped), and goes once nothing in it is
         # still unexpired (a row may have been given a later expiry).
-        end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
-        if end + retention <= now and _day_expired(day, now):
+        if _day_over(day, retention, now) and _day_expired(day, now):
             removed, files = _drop_day(day)
             run.results_removed += removed
             run.files_removed += files
@@ -121,17 +121,30 @@ def _drop_day(day: date) -> tuple[int, int]:
     files = _delete_files(in_day.filter(file__startswith=OWN_MEDIA).values_list("file", flat=True))
     count = in_day.count()  # nothing adds to a day past its retention
     specs = [s for s in partitions.partitioned_tables() if s.table != ResultStub._meta.db_table]
-    # Short: detaching holds an exclusive lock on the parent tables until the commit. The
-    # tables are dropped after it, so unlinking their files keeps no one waiting.
-    with transaction.atomic():
-        for model in REFERRERS:
-            model.objects.filter(result_id__gte=low, result_id__lt=high).update(result=None)
-        with connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'")
-            partitions.detach_day(cursor, day, specs)
+    _detach_and_drop(day, specs, unlink_referrers=True)
+    return count, files
+
+
+def _detach_and_drop(day: date, specs: list, unlink_referrers: bool = False) -> None:
+    """Detach the day's partitions in one transaction (clearing the links that outlive its
+    results with it), then drop them in another: detaching holds an exclusive lock on the
+    parent tables until its commit, dropping unlinks the files, and no page should wait for
+    that."""
+    low, high = partitions.day_bounds(day)
+    with transaction.atomic(), connection.cursor() as cursor:
+        if unlink_referrers:
+            for model in REFERRERS:
+                model.objects.filter(result_id__gte=low, result_id__lt=high).update(result=None)
+        cursor.execute(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'")
+        partitions.detach_day(cursor, day, specs)
     with transaction.atomic(), connection.cursor() as cursor:
         partitions.drop_detached(cursor)
-    return count, files
+
+
+def _day_over(day: date, keep: timedelta, now: datetime) -> bool:
+    """True once the last moment of `day` (UTC) is `keep` or more in the past."""
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
+    return end + keep <= now
 
 
 # Everything else, and SQLite: batched DELETE ------------------------------------------------
@@ -154,10 +167,10 @@ def _purge_rows(run: PurgeRun, now: datetime) -> None:
         run.results_removed += len(batch)
 
 
-def _purge_stubs(run: PurgeRun, now: datetime) -> None:
+def _purge_stubs(run: PurgeRun, now: datetime, partitioned: bool) -> None:
     cutoff = now - timedelta(days=settings.RESULT_STUB_DAYS)
     stubs = ResultStub._meta.db_table
-    if uses_partitions():
+    if partitioned:
         with connection.cursor() as cursor:
             days = partitions.partition_days(cursor, stubs)
         spec = [s for s in partitions.partitioned_tables() if s.table == stubs]
@@ -165,14 +178,9 @@ def _purge_stubs(run: PurgeRun, now: datetime) -> None:
         for day in days:
             low, high = partitions.day_bounds(day)
             in_day = ResultStub.objects.filter(result_id__gte=low, result_id__lt=high)
-            end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
-            if end + keep <= now and not in_day.filter(expires_at__gt=cutoff).exists():
+            if _day_over(day, keep, now) and not in_day.filter(expires_at__gt=cutoff).exists():
                 run.stubs_removed += in_day.count()
-                with transaction.atomic(), connection.cursor() as cursor:
-                    cursor.execute(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'")
-                    partitions.detach_day(cursor, day, spec)
-                with transaction.atomic(), connection.cursor() as cursor:
-                    partitions.drop_detached(cursor)
+                _detach_and_drop(day, spec)
         # Stray stubs only (ids given explicitly): stubs have no expiry index, and a scan of
         # every partition would cost the Audit page more than these few rows are worth.
         default = partitions.quote(partitions.default_name(stubs))
