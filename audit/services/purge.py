@@ -15,14 +15,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
+from django.db.models import SET_NULL
 from django.utils import timezone
 
 from audit import partitions, thumbnails
 from audit.locks import job_lock
 from audit.models import (
-    CallbackDelivery,
-    DecisionItem,
-    DecisionTarget,
     PurgeRun,
     PurgeStatus,
     Result,
@@ -39,8 +37,6 @@ PARTITIONS_AHEAD = 7
 # Detaching needs a moment's exclusive lock on the parent table; rather than queue the Audit
 # page behind a long query, give up on this day and try again next run.
 DROP_LOCK_TIMEOUT = "2s"
-# Rows that point at results and outlive them: their link is cleared before a day is dropped.
-REFERRERS = (DecisionItem, DecisionTarget, CallbackDelivery)
 OWN_MEDIA = "results/"  # where ingest stores a result's media (demo rows share demo/ files)
 
 
@@ -133,12 +129,25 @@ def _detach_and_drop(day: date, specs: list, unlink_referrers: bool = False) -> 
     low, high = partitions.day_bounds(day)
     with transaction.atomic(), connection.cursor() as cursor:
         if unlink_referrers:
-            for model in REFERRERS:
-                model.objects.filter(result_id__gte=low, result_id__lt=high).update(result=None)
+            for model, field in _referrers():
+                model.objects.filter(**{f"{field}__gte": low, f"{field}__lt": high}).update(
+                    **{field: None}
+                )
         cursor.execute(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'")
         partitions.detach_day(cursor, day, specs)
     with transaction.atomic(), connection.cursor() as cursor:
         partitions.drop_detached(cursor)
+
+
+def _referrers() -> list[tuple[type, str]]:
+    """(model, field) of every row that points at a result and outlives it (on_delete
+    SET_NULL): a dropped day takes no such row with it, so its link is cleared first. Read
+    from the models, hidden relations included, so a new one (in any app) is never missed."""
+    return [
+        (relation.related_model, relation.field.attname)
+        for relation in Result._meta.get_fields(include_hidden=True)
+        if relation.one_to_many and relation.auto_created and relation.on_delete is SET_NULL
+    ]
 
 
 def _day_over(day: date, keep: timedelta, now: datetime) -> bool:

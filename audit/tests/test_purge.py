@@ -26,6 +26,7 @@ from audit.models import (
 from audit.services import purge
 from audit.services.ingest import stub_of
 from audit.tests.factories import ResultFactory, api_client_user, image_bytes
+from green.models import TaskCallback
 
 pytestmark = pytest.mark.django_db
 
@@ -120,10 +121,13 @@ def test_decisions_keep_their_record_and_lose_only_the_link():
     DecisionTarget.objects.create(
         decision=decision, result=old, task_id=old.task_id, previous_suggestion="review"
     )
+    # Another app's row pointing at results (an async scan's callback, green).
+    TaskCallback.objects.create(result=old, task_id=old.task_id, url="https://x.example/", seed="s")
     services.results_purge(now=NOW)
     item = DecisionItem.objects.get()
     assert item.result_id is None and item.task_id == old.task_id
     assert DecisionTarget.objects.get().result_id is None
+    assert TaskCallback.objects.get().result_id is None
     assert Decision.objects.get().label == "spam"
 
 
