@@ -97,7 +97,16 @@ def _console_callbacks_create(*, decision: Decision, result_ids: list[int], even
         .order_by("id")
     )
     now = timezone.now()
-    deliveries = [_delivery(r, policies[r.biz_type], decision, event, now) for r in results]
+    return deliveries_queue(
+        [_delivery(r, policies[r.biz_type], decision, event, now) for r in results]
+    )
+
+
+def deliveries_queue(deliveries: list[CallbackDelivery]) -> list[int]:
+    """Write the deliveries (of either form) and send them once the caller's transaction
+    commits; beat sends whatever that message does not."""
+    if not deliveries:
+        return []
     CallbackDelivery.objects.bulk_create(deliveries, batch_size=500)
     ids = [d.id for d in deliveries if d.id is not None]
     transaction.on_commit(lambda: tasks.callbacks_send.delay(ids), robust=True)

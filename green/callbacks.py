@@ -22,10 +22,10 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
-from audit import tasks
+# audit.callbacks imports this module too: bound as a module, read when called.
+from audit import callbacks as outbox
 from audit.models import CallbackDelivery, CallbackEvent, CallbackForm, FetchStatus, Result
 from green import answers
 from green.models import AccessKey, AuditSetting, TaskCallback
@@ -114,8 +114,6 @@ def _review_content(result: Result) -> dict:
 
 
 def _deliveries_create(rows, *, event: str, decision) -> list[int]:
-    if not rows:
-        return []
     now = timezone.now()
     deliveries = [
         CallbackDelivery(
@@ -131,10 +129,7 @@ def _deliveries_create(rows, *, event: str, decision) -> list[int]:
         )
         for result, url, seed, content in rows
     ]
-    CallbackDelivery.objects.bulk_create(deliveries, batch_size=500)
-    ids = [d.id for d in deliveries if d.id is not None]
-    transaction.on_commit(lambda: tasks.callbacks_send.delay(ids), robust=True)
-    return ids
+    return outbox.deliveries_queue(deliveries)
 
 
 def task_callbacks_purge(*, now=None) -> int:
