@@ -8,6 +8,7 @@ class FingerprintKind(models.TextChoices):
     """One row per fingerprint, so a new kind needs no schema change (see shared/DESIGN.md)."""
 
     IMAGE_EXACT = "image_exact", "Image: exact pixels"
+    IMAGE_FLAT = "image_flat", "Image: exact pixels of a flat picture"
     PDQ = "pdq", "Image: PDQ"
     PDQ_VARIANT = "pdq_variant", "Image: PDQ of a flipped or rotated form"
     TEXT_EXACT = "text_exact", "Text: normalized exact"
@@ -24,7 +25,8 @@ class FingerprintFields(models.Model):
 
     kind = models.CharField(max_length=12, choices=FingerprintKind.choices)
     key = models.BigIntegerField(null=True, blank=True)
-    # 32 bytes (a PDQ code) or a packed MinHash signature (512 bytes).
+    # 32 bytes (a PDQ code), an image's thumbnail (192 bytes, on its exact or flat row) or a
+    # packed MinHash signature (512 bytes).
     code = models.BinaryField(max_length=512, null=True, blank=True)
     quality = models.PositiveSmallIntegerField(null=True, blank=True)
     form = models.CharField(max_length=12, blank=True)  # which dihedral form a variant is

@@ -5,12 +5,16 @@ they return. The thresholds below were measured on the generated quality set
 (`samples/quality/dataset.py`, scored by `benchmarks/quality.py`).
 
 Images: PDQ (Meta's 256-bit perceptual hash) of the picture and of its 7 other dihedral
-forms, so a flipped or rotated copy matches. Texts: a normalised form that undoes the usual
+forms, so a flipped or rotated copy matches; an 8x8 colour thumbnail, which confirms pairs a
+little beyond the PDQ distance; and for flat pictures, whose PDQ bits are noise (a blank, a
+band, a soft gradient), layout codes computed from that thumbnail, searched like PDQ and
+confirmed by it too. Texts: a normalised form that undoes the usual
 filter evasions, its SHA-256, and a MinHash signature over character shingles with LSH
 band keys for the database. Videos: PDQ of one frame a second.
 
 Changing the hashing (sizes, shingles, seeds, the normalisation tables) changes every stored
-fingerprint: recompute them all, or old and new ones will no longer match.
+fingerprint: recompute them all, or old and new ones will no longer match. (Layout codes are
+the exception: samples.matching computes them from the stored thumbnails as it indexes them.)
 """
 
 from __future__ import annotations
@@ -34,12 +38,42 @@ from audit import media
 
 PDQ_DISTANCE = 31  # Meta's recommended match distance for PDQ (out of 256 bits)
 # Hashes under this PDQ quality come from flat or simple pictures (little gradient), whose
-# bits are close to noise; they match only at LOW_QUALITY_DISTANCE. Measured with the
-# low-quality sweep of benchmarks/quality.py over seeds 0-3 (35,000 unrelated pairs with a
-# low-quality hash): no false positive up to 16 (the closest unrelated pair was at 20, then
-# 24), while 16 keeps 93-98% of the copies that 31 would find.
+# bits are close to noise; on PDQ alone they match only within LOW_QUALITY_DISTANCE (measured
+# with the low-quality sweep of benchmarks/quality.py, seeds 0-3: no unrelated pair that close,
+# the closest at 18-20). Further copies are found by their thumbnails (below).
 PDQ_MIN_QUALITY = 50
 LOW_QUALITY_DISTANCE = 16
+# Up to this far beyond the distance, a pair matches if its thumbnails agree (THUMB_DISTANCE):
+# a corner watermark moves text-heavy screenshots and avatars to 32-40 bits. On the quality
+# set (seeds 0-3, 1,600 watermarked copies, 640,000 unrelated pairs of which PDQ itself
+# matches 45), margins 0/5/9/13/17 gave watermark recall 0.988/0.996/0.999/1.000/1.000 and
+# 4/6/8/11/22 more false positives (same-template ads and avatars).
+PDQ_CONFIRM_MARGIN = 9
+# A flat picture: PDQ quality under PDQ_MIN_QUALITY, or more than FLAT_SHARE of PDQ's 256 DCT
+# coefficients within FLAT_MARGIN of their median, whose bits are then noise (a band, a blank
+# or symmetric picture: quality up to 100, yet copies 40-130 bits apart). The second flags 8 of
+# the 19 high-quality sources of the quality set (seeds 0-3) whose copies PDQ missed, and 1 of
+# the 1,388 others. Flat pictures are also found by layout codes (LAYOUT_DISTANCE).
+FLAT_MARGIN, FLAT_SHARE = 1.0, 0.2
+# The thumbnail (THUMB_SIZE x THUMB_SIZE cells, RGB) that confirms a pair: the mean difference
+# per cell (grey levels) after the best brightness and contrast change of up to THUMB_GAIN
+# either way, without the THUMB_OUTLIERS worst cells (a corner watermark covers up to 3;
+# ignoring 10 let 8 times as many unrelated pairs within 2.0). The thumbnail sweep of
+# benchmarks/quality.py (seeds 0-3): lowest recall per seed 0.985-0.993 at 2.0, 0.988-0.998 at
+# 2.5, 0.990-0.998 at 3.0, with 51, 53 and 60 false positives. Brightened flat pictures are
+# the misses: clipping changes cells that mix two colours (a band's edges).
+THUMB_SIZE = 8
+THUMB_DISTANCE = 2.5
+THUMB_GAIN = 1.4
+THUMB_OUTLIERS = 4
+# A stored flat picture is a candidate for the thumbnail check when one of the query's layout
+# probes is within LAYOUT_DISTANCE of one of its layout codes (see _layout_parts). Each side
+# also tries the other brightened by LAYOUT_BRIGHTER, since brightening clips light colours
+# and moves the code most. On seeds 0-3, both ways round: 4 of the 4,709 flat copy pairs whose
+# thumbnails agree were not candidates, and 0.6% of the unrelated flat pictures were (without
+# the brightened codes, at 16: 48 and 0.75%).
+LAYOUT_DISTANCE = 12
+LAYOUT_BRIGHTER = 1.3
 # Pictures are hashed at this size at most (longer side): PDQ itself works on 64x64, so a
 # larger input only costs time (256 matched best on the quality set, ahead of 128 and 512).
 # JPEGs are decoded at a reduced scale (libjpeg's DCT scaling, 1/2 to 1/8) that is still at
@@ -57,6 +91,18 @@ VARIANT_FORMS = {
     "transpose": Image.Transpose.TRANSPOSE,
     "transverse": Image.Transpose.TRANSVERSE,
 }
+# The same moves on a (rows, columns, channels) array, to turn a thumbnail ("pdq": as it is).
+THUMB_FORMS = {
+    "pdq": lambda a: a,
+    "flip-h": lambda a: a[:, ::-1],
+    "flip-v": lambda a: a[::-1],
+    "rot90": lambda a: np.rot90(a, 1),
+    "rot180": lambda a: np.rot90(a, 2),
+    "rot270": lambda a: np.rot90(a, 3),
+    "transpose": lambda a: a.transpose(1, 0, 2),
+    "transverse": lambda a: np.rot90(a, 2).transpose(1, 0, 2),
+}
+_INVERSE_FORMS = {"rot90": "rot270", "rot270": "rot90"}  # the others undo themselves
 
 
 @dataclass(frozen=True)
@@ -65,6 +111,8 @@ class ImageFingerprint:
     pdq: bytes  # 32 bytes
     quality: int  # PDQ quality, 0-100
     variants: tuple[bytes, ...]  # PDQ of the forms in VARIANT_FORMS, in that order
+    thumb: bytes  # THUMB_SIZE x THUMB_SIZE RGB cells, row by row (192 bytes)
+    flat: bool  # PDQ's bits are unreliable: also matched by layout (see FLAT_SHARE)
 
 
 def image_fingerprint(data: bytes) -> ImageFingerprint:
@@ -75,9 +123,11 @@ def image_fingerprint(data: bytes) -> ImageFingerprint:
     rgb = _image_decode(data)
     exact = _image_exact(rgb)
     small = _image_shrink(rgb, HASH_SIZE)
-    pdq, quality = _pdq(small)
+    pdq, quality, fragile = _pdq_checked(small)
     variants = tuple(_pdq(small.transpose(method))[0] for method in VARIANT_FORMS.values())
-    return ImageFingerprint(exact=exact, pdq=pdq, quality=quality, variants=variants)
+    thumb = small.resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BOX).tobytes()
+    flat = quality < PDQ_MIN_QUALITY or fragile
+    return ImageFingerprint(exact, pdq, quality, variants, thumb, flat)
 
 
 def hamming(a: bytes, b: bytes) -> int:
@@ -94,17 +144,113 @@ def pdq_threshold(quality: int, distance: int = PDQ_DISTANCE) -> int:
 def image_similar(
     a: ImageFingerprint, b: ImageFingerprint, distance: int = PDQ_DISTANCE
 ) -> tuple[bool, int, str]:
-    """(matched, best distance, form): form is "exact", "pdq", or the VARIANT_FORMS name of
-    the transformation of `b` that looks like `a` ("rot90": `a` is `b` turned 90° left)."""
+    """(matched, best PDQ distance, form): form is "exact", "pdq", the VARIANT_FORMS name of
+    the transformation of `b` that looks like `a` ("rot90": `a` is `b` turned 90° left), or
+    "layout" for a flat `b` found by its layout code.
+
+    `b` is the stored side: samples.matching searches the layout codes of stored flat
+    pictures only. PDQ treats both sides alike.
+    """
+    best, form, thumbs = image_comparison(a, b, distance)
+    if thumbs is None:
+        return best <= pdq_threshold(min(a.quality, b.quality), distance), best, form
+    return thumbs <= THUMB_DISTANCE, best, form
+
+
+def image_comparison(
+    a: ImageFingerprint, b: ImageFingerprint, distance: int = PDQ_DISTANCE
+) -> tuple[int, str, float | None]:
+    """(best PDQ distance, form, thumbnail distance) as image_similar judges them; the
+    thumbnail distance is None where PDQ alone decides."""
     if a.exact == b.exact:
-        return True, 0, "exact"
+        return 0, "exact", None
     best, form = hamming(a.pdq, b.pdq), "pdq"
     for name, variant in zip(VARIANT_FORMS, b.variants, strict=True):
         d = hamming(a.pdq, variant)
         if d < best:
             best, form = d, name
     # The less informative of the two hashes decides how close is close enough.
-    return best <= pdq_threshold(min(a.quality, b.quality), distance), best, form
+    if best <= pdq_threshold(min(a.quality, b.quality), distance):
+        return best, form, None
+    # Further than that, the thumbnails decide: for a near PDQ hash in any form (a sample's
+    # PDQ search does not tell which of its forms was near), for a flat `b` in the forms its
+    # layout code was found in.
+    near = best <= distance + PDQ_CONFIRM_MARGIN
+    forms = set(THUMB_FORMS) if near else set()
+    if b.flat:
+        codes = [code for _, code in layout_codes(b.thumb)]
+        forms |= {
+            name
+            for name, probe in layout_probes(a.thumb)
+            if any(hamming(probe, code) <= LAYOUT_DISTANCE for code in codes)
+        }
+    if not forms:
+        return best, form, None
+    thumbs = thumb_distances(a.thumb, [(b.thumb, name) for name in sorted(forms)])
+    return best, form if near else "layout", float(thumbs.min())
+
+
+def layout_codes(thumb: bytes) -> list[tuple[str, bytes]]:
+    """(form, code) of what a stored flat picture is searched by: its layout code ("colour"),
+    the same with the colour bits replaced by a pattern no colour gives ("luma", which a grey
+    query meets), and both of the picture brightened by LAYOUT_BRIGHTER ("colour+", "luma+")."""
+    codes = []
+    for cells, suffix in _layout_versions(thumb):
+        luma, colour = _layout_parts(cells)
+        codes += [
+            (f"colour{suffix}", _pack(luma, colour)),
+            (f"luma{suffix}", _pack(luma, _LAYOUT_GREY)),
+        ]
+    return codes
+
+
+def layout_probes(thumb: bytes) -> list[tuple[str, bytes]]:
+    """(form, code) a picture searches the stored layout codes with: as it is and brightened by
+    LAYOUT_BRIGHTER, in its 8 dihedral forms; the form is that of the stored picture turned
+    to look like this one (as in image_similar).
+
+    A grey picture (a grayscale copy) searches by luma alone; a coloured one by its colour and
+    as if it were grey (to meet grayscale copies among the stored pictures).
+    """
+    grey = _is_grey(_thumb_array(thumb))
+    probes = []
+    for cells, _ in _layout_versions(thumb):
+        for name, turn in THUMB_FORMS.items():
+            # This picture turned by `name` looks like the stored one: the stored one turned back.
+            back = _INVERSE_FORMS.get(name, name)
+            luma, colour = _layout_parts(turn(cells))
+            if grey:
+                probes.append((back, _pack(luma, _LAYOUT_GREY)))
+            else:
+                probes += [(back, _pack(luma, colour)), (back, _pack(luma, _LAYOUT_NEUTRAL))]
+    return probes
+
+
+def thumb_distances(query: bytes, stored: list[tuple[bytes, str]]) -> np.ndarray:
+    """How far each stored thumbnail, turned by its form (a VARIANT_FORMS name or "pdq"), is
+    from the query's, in grey levels per cell (see THUMB_DISTANCE), after the best brightness
+    and contrast change of either to look like the other.
+
+    Compared by luma alone when one of the two is grey, as a grayscale copy is: a grey picture
+    then also passes for a copy of another-coloured one with the same layout and lightness.
+    """
+    if not stored:
+        return np.zeros(0)
+    mine = _thumb_array(query)
+    theirs = [_thumb_array(thumb) for thumb, _ in stored]
+    turned = {form: THUMB_FORMS[_INVERSE_FORMS.get(form, form)](mine) for _, form in stored}
+    # Both ways: the query as a changed stored picture, and the other way round.
+    targets = np.stack([mine] * len(stored) + theirs)
+    sources = np.stack(
+        [THUMB_FORMS[form](cells) for cells, (_, form) in zip(theirs, stored, strict=True)]
+        + [turned[form] for _, form in stored]
+    )
+    grey = _is_grey(mine) | _grey(np.stack(theirs))
+    cells = THUMB_SIZE * THUMB_SIZE
+    residuals = _thumb_residuals(
+        targets.reshape(-1, cells, 3), sources.reshape(-1, cells, 3), np.tile(grey, 2)
+    )
+    return residuals.reshape(2, -1).min(axis=0)
 
 
 def _image_decode(data: bytes) -> Image.Image:
@@ -183,6 +329,109 @@ def _image_shrink(image: Image.Image, size: int) -> Image.Image:
 def _pdq(rgb: Image.Image) -> tuple[bytes, int]:
     bits, quality = pdqhash.compute(np.asarray(rgb))
     return np.packbits(bits.astype(np.uint8)).tobytes(), int(quality)
+
+
+def _pdq_checked(rgb: Image.Image) -> tuple[bytes, int, bool]:
+    """PDQ of the picture, its quality, and whether too many of its bits are noise."""
+    coefficients, quality = pdqhash.compute_float(np.asarray(rgb))
+    median = np.median(coefficients)
+    # PDQ sets the bits of the coefficients above their median: the bits compute() gives (the
+    # same on all 22,400 pictures of the quality set, seeds 0-3).
+    bits = np.packbits(coefficients > median).tobytes()
+    fragile = np.mean(np.abs(coefficients - median) < FLAT_MARGIN) > FLAT_SHARE
+    return bits, int(quality), bool(fragile)
+
+
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_CHROMA = np.array(
+    [[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=np.float32
+)  # Cb, Cr
+GREY_CHROMA = 2.0  # mean chroma of a grey thumbnail at most (a grayscale JPEG has 0)
+
+
+def _thumb_array(thumb: bytes) -> np.ndarray:
+    cells = np.frombuffer(thumb, dtype=np.uint8).reshape(THUMB_SIZE, THUMB_SIZE, 3)
+    return cells.astype(np.float32)
+
+
+def _grey(cells: np.ndarray) -> np.ndarray:
+    """Whether each of a stack of thumbnails is grey (GREY_CHROMA)."""
+    chroma = np.linalg.norm(cells @ _CHROMA.T, axis=-1)
+    return chroma.reshape(len(cells), -1).mean(axis=1) < GREY_CHROMA
+
+
+def _is_grey(cells: np.ndarray) -> bool:
+    return bool(_grey(cells[None])[0])
+
+
+def _thumb_residuals(targets: np.ndarray, sources: np.ndarray, grey: np.ndarray) -> np.ndarray:
+    """Per pair of (cells, 3) arrays, the mean cell difference of the target from the source
+    changed by clip(k * (x - pivot) + pivot): a gain k within THUMB_GAIN either way and a pivot
+    from black (brightness) to the source's mean luma (contrast); the THUMB_OUTLIERS worst
+    cells left out."""
+    # A grey pair is compared by luma, copied into the three channels.
+    grey = grey[:, None, None]
+    targets = np.where(grey, (targets @ _LUMA)[..., None], targets)
+    sources = np.where(grey, (sources @ _LUMA)[..., None], sources)
+    # Axes: pivot (3), pair, cell, channel.
+    shares = np.array([0.0, 0.5, 1.0], dtype=np.float32)[:, None, None, None]
+    pivot = shares * (sources @ _LUMA).mean(axis=1)[None, :, None, None]
+    x, y = sources - pivot, targets - pivot
+    # The least-squares gain over the cells the target does not clip, then the extremes and 1
+    # (a picture brightened until it clips, or with a watermark, may fit them better).
+    unclipped = (targets > 5) & (targets < 250)
+    num, den = (x * y * unclipped).sum(axis=(2, 3)), (x * x * unclipped).sum(axis=(2, 3))
+    fitted = np.divide(num, den, out=np.ones_like(num), where=den > 1e-6)
+    extremes = [np.full_like(fitted, gain) for gain in (THUMB_GAIN, 1 / THUMB_GAIN, 1.0)]
+    gains = np.stack([fitted, *extremes])
+    gains = np.clip(gains, 1 / THUMB_GAIN, THUMB_GAIN)[..., None, None]
+    changed = np.clip(gains * x + pivot, 0, 255)
+    cells = np.abs(targets - changed).mean(axis=-1)
+    kept = cells.shape[-1] - THUMB_OUTLIERS
+    cells = np.partition(cells, kept - 1, axis=-1)[..., :kept]
+    return cells.mean(axis=-1).min(axis=(0, 1))
+
+
+# The layout code of a flat picture, from its thumbnail: where each cell's luma lies (below,
+# around or above the mean, in standard deviations: 128 bits), the mean luma (16 bits) and the
+# colour (Cb and Cr of the four quadrants: 112 bits). Each value is thermometer-coded (a bit
+# per threshold it passes), so the Hamming distance counts the steps the values moved.
+_LAYOUT_SPREAD = np.array([-0.75, 0.75])
+_LAYOUT_MIN_DEVIATION = 4.0  # grey levels: a flatter picture is not stretched into noise
+_LAYOUT_LEVELS = np.linspace(8, 248, 16)
+_LAYOUT_COLOURS = np.linspace(-65, 65, 14)
+
+
+def _thermometer(values, thresholds: np.ndarray) -> np.ndarray:
+    return (np.asarray(values)[..., None] > thresholds).ravel()
+
+
+_LAYOUT_NEUTRAL = _thermometer(np.zeros(8), _LAYOUT_COLOURS)  # the colour bits of grey
+_LAYOUT_GREY = np.resize([True, False], _LAYOUT_NEUTRAL.size)  # ~56 bits from any colour
+
+
+def _layout_parts(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The luma bits and the colour bits of a thumbnail's layout code."""
+    luma = cells @ _LUMA
+    spread = (luma - luma.mean()) / max(float(luma.std()), _LAYOUT_MIN_DEVIATION)
+    half = THUMB_SIZE // 2
+    quadrants = (cells @ _CHROMA.T).reshape(2, half, 2, half, 2).mean(axis=(1, 3))
+    position = np.concatenate(
+        [_thermometer(spread, _LAYOUT_SPREAD), _thermometer(luma.mean(), _LAYOUT_LEVELS)]
+    )
+    return position, _thermometer(quadrants.transpose(2, 0, 1), _LAYOUT_COLOURS)
+
+
+def _layout_versions(thumb: bytes) -> list[tuple[np.ndarray, str]]:
+    # Brightening clips the light colours of a flat picture and so moves its layout code the
+    # most: each side also tries the other as if brightened (the query's brightened probes meet
+    # a stored brightened copy, the stored brightened codes a brightened query).
+    cells = _thumb_array(thumb)
+    return [(cells, ""), (np.clip(np.round(cells * LAYOUT_BRIGHTER), 0, 255), "+")]
+
+
+def _pack(*bits: np.ndarray) -> bytes:
+    return np.packbits(np.concatenate(bits)).tobytes()
 
 
 # --- Texts ----------------------------------------------------------------------------------

@@ -3,12 +3,16 @@ scanning (samples like a new item) both call it, so a better matcher improves bo
 
 Fingerprints are rows (audit.ResultFingerprint, samples.SampleFingerprint): exact hashes and
 text band keys are looked up in the database by `key`; 256-bit PDQ codes are searched in an
-in-memory exact Hamming index (samples.index) kept in step with those rows.
+in-memory exact Hamming index (samples.index) kept in step with those rows, and so are the
+layout codes of flat pictures, computed from their stored thumbnails. Image candidates a
+little beyond the PDQ match distance, and flat pictures found by layout, are confirmed by
+their thumbnails (see fingerprints.image_similar, which judges a pair the same way).
 """
 
 from dataclasses import dataclass
 
 from django.core.files.storage import default_storage
+from django.db.models import Max
 from django.utils import timezone
 
 from audit.models import MediaType, Result, ResultFingerprint
@@ -18,12 +22,19 @@ from samples.fingerprint_base import FingerprintKind as Kind
 DEFAULT_PDQ_DISTANCE = 31
 VIDEO_FRAME_SHARE = 0.5
 SEARCH_LIMIT = 1000  # similar results one decision may touch at most
+EXACT_KINDS = (Kind.IMAGE_EXACT, Kind.IMAGE_FLAT)  # an image's exact hash and thumbnail
+# Thumbnail comparisons (a candidate in one form) one image search makes at most, nearest
+# candidates first: 128 take ~7 ms.
+THUMB_PAIRS = 128
+LAYOUT_OVERLAP_IDS = 1000  # as samples.index.SyncedIndex's default
 
 
 @dataclass(frozen=True)
 class Match:
     id: int  # of the result or sample
-    distance: int  # Hamming bits for images and videos; 0 for an exact or text match
+    # Hamming bits for images (of the layout code for "layout") and videos; 0 for an exact or
+    # text match.
+    distance: int
     matched_by: str  # "exact", "pdq", "flip-h", "text", "text-near", "video-file", ...
 
 
@@ -39,7 +50,14 @@ def key_of(digest: bytes | str) -> int:
 def image_rows(data: bytes) -> list[dict]:
     fp = fingerprints.image_fingerprint(data)
     rows = [
-        {"kind": Kind.IMAGE_EXACT, "key": key_of(fp.exact)},
+        # The exact row also keeps the thumbnail that confirms near matches. A flat picture's
+        # (unreliable PDQ) has a kind of its own: its thumbnail's layout codes are indexed too.
+        {
+            "kind": Kind.IMAGE_FLAT if fp.flat else Kind.IMAGE_EXACT,
+            "key": key_of(fp.exact),
+            "code": fp.thumb,
+            "quality": fp.quality,
+        },
         {"kind": Kind.PDQ, "key": key_of(fp.pdq), "code": fp.pdq, "quality": fp.quality},
     ]
     rows += [
@@ -190,7 +208,24 @@ def _exact(store: Store, kind: str, keys: list[int], matched_by: str) -> dict[in
 
 
 def _images_similar(store, rows, text, distance, fresh) -> dict[int, Match]:
-    matches = _exact(store, Kind.IMAGE_EXACT, _keys(rows, Kind.IMAGE_EXACT), "exact")
+    """As fingerprints.image_similar, with the query's rows on one side and the store's on the
+    other: PDQ hits within reach of the outright distance, and flat stored pictures found by
+    their layout codes, are confirmed by their stored thumbnails."""
+    keys = [r["key"] for r in rows if r["kind"] in EXACT_KINDS]
+    exact = store.owners_of(kind__in=EXACT_KINDS, key__in=keys) if keys else set()
+    matches = {owner: Match(owner, 0, "exact") for owner in exact}
+    # Rows stored before thumbnails were kept have none: then PDQ alone, as it was.
+    thumb = next((r["code"] for r in rows if r["kind"] in EXACT_KINDS), None)
+    near = _pdq_near(store, rows, distance, fresh, thumb is not None, matches)
+    laid_out = _layout_near(store, thumb, fresh) if thumb is not None else {}
+    quality = next((r.get("quality") or 0 for r in rows if r["kind"] == Kind.PDQ), 0)
+    _images_confirm(store, thumb, quality, distance, near, laid_out, matches)
+    return matches
+
+
+def _pdq_near(store, rows, distance, fresh, confirmable, matches) -> dict[int, tuple[int, str]]:
+    """Owner: (bits, form) of the PDQ hits that need their row to be judged; the others (within
+    LOW_QUALITY_DISTANCE, a match whatever the qualities) go straight into `matches`."""
     if store.name == "samples":
         # Samples carry their flipped/rotated forms: the query's own PDQ meets all of them.
         kinds, queries = (Kind.PDQ, Kind.PDQ_VARIANT), [r for r in rows if r["kind"] == Kind.PDQ]
@@ -199,14 +234,109 @@ def _images_similar(store, rows, text, distance, fresh) -> dict[int, Match]:
         kinds = (Kind.PDQ,)
         queries = [r for r in rows if r["kind"] in (Kind.PDQ, Kind.PDQ_VARIANT)]
     if not queries:
-        return matches
-    # The forms of one picture share its quality, so one distance serves the whole batch.
+        return {}
+    # The forms of one picture share its quality: one reach serves the whole batch.
     limit = fingerprints.pdq_threshold(queries[0].get("quality") or 0, distance)
-    found = store.index(kinds).search_many([r["code"] for r in queries], limit, fresh=fresh)
+    reach = distance + fingerprints.PDQ_CONFIRM_MARGIN if confirmable else limit
+    sure = fingerprints.pdq_threshold(0, distance)
+    found = store.index(kinds).search_many([r["code"] for r in queries], reach, fresh=fresh)
+    near: dict[int, tuple[int, str]] = {}
     for row, hits in zip(queries, found, strict=True):
         for owner, bits in hits:
-            _keep_best(matches, Match(owner, bits, row.get("form") or "pdq"))
-    return matches
+            form = row.get("form") or "pdq"
+            if bits <= sure:
+                _keep_best(matches, Match(owner, bits, form))
+            elif owner not in near or bits < near[owner][0]:
+                near[owner] = (bits, form)
+    return {owner: hit for owner, hit in near.items() if owner not in matches}
+
+
+def _layout_near(store, thumb: bytes, fresh) -> dict[int, dict[str, int]]:
+    """Owner: {form: bits} of the stored flat pictures whose layout codes a probe met."""
+    probes = fingerprints.layout_probes(thumb)
+    codes = [code for _, code in probes]
+    found = _layout_index(store).search_many(codes, fingerprints.LAYOUT_DISTANCE, fresh=fresh)
+    laid_out: dict[int, dict[str, int]] = {}
+    for (form, _), hits in zip(probes, found, strict=True):
+        for owner, bits in hits:
+            forms = laid_out.setdefault(owner, {})
+            forms[form] = min(bits, forms.get(form, bits))
+    return laid_out
+
+
+def _layout_index(store: Store) -> index.SyncedIndex:
+    """The layout codes of the store's flat pictures, computed from their stored thumbnails
+    as they load (so the layout code can change without refingerprinting)."""
+
+    def build():
+        read_up_to = 0  # the rows up to this id were read already
+
+        def fetch_since(last_id: int, limit: int):
+            nonlocal read_up_to
+            if last_id == 0:
+                read_up_to = 0  # a first load or a rebuild reads everything
+            # Flat pictures are few: reading on from their last row would reread every row
+            # since at each refresh. So from where the last read ended, less the overlap the
+            # index allows for ids committed out of order.
+            top = store.rows.objects.aggregate(top=Max("id"))["top"] or 0
+            since = max(last_id, read_up_to - LAYOUT_OVERLAP_IDS)
+            flat = store.rows.objects.filter(id__gt=since, kind=Kind.IMAGE_FLAT, code__isnull=False)
+            values = list(flat.order_by("id").values_list("id", store.owner_field, "code")[:limit])
+            read_up_to = values[-1][0] if len(values) == limit else top
+            return [
+                (i, owner, code)
+                for i, owner, thumb in values
+                for _, code in fingerprints.layout_codes(bytes(thumb))
+            ]
+
+        return index.SyncedIndex(
+            fetch_since=fetch_since, removed_marker=_today, overlap_ids=LAYOUT_OVERLAP_IDS
+        )
+
+    return index.get_index(f"{store.name}:layout", build)
+
+
+def _images_confirm(store, thumb, quality, distance, near, laid_out, matches) -> None:
+    """Judge the candidates by their stored exact rows: PDQ quality, then thumbnails, compared
+    for the nearest candidates first and THUMB_PAIRS times at most."""
+    nearest = sorted(laid_out, key=lambda owner: min(laid_out[owner].values()))
+    owners = (set(near) | set(nearest[:THUMB_PAIRS])) - set(matches)
+    if not owners:
+        return
+    stored = {
+        owner: (bytes(code), their_quality or 0)
+        for owner, code, their_quality in store.rows.objects.filter(
+            kind__in=EXACT_KINDS, code__isnull=False, **{f"{store.owner_field}__in": list(owners)}
+        ).values_list(store.owner_field, "code", "quality")
+    }
+    pending = []
+    for owner in owners:
+        if owner in near:
+            bits, form = near[owner]
+            # A picture fingerprinted before thumbnails were kept: the query's quality decides.
+            their_quality = stored[owner][1] if owner in stored else quality
+            if bits <= fingerprints.pdq_threshold(min(quality, their_quality), distance):
+                _keep_best(matches, Match(owner, bits, form))
+                continue
+        if thumb is not None and owner in stored:
+            order = near[owner][0] if owner in near else min(laid_out[owner].values())
+            pending.append((order, owner))
+    pairs, paired = [], []
+    for _, owner in sorted(pending):
+        # A near PDQ hash in any form: a sample's search does not tell which of its forms.
+        forms = fingerprints.THUMB_FORMS if owner in near else laid_out[owner]
+        if len(pairs) + len(forms) > THUMB_PAIRS:
+            break
+        pairs += [(stored[owner][0], form) for form in sorted(forms)]
+        paired += [owner] * len(forms)
+    if not pairs:
+        return
+    alike = fingerprints.thumb_distances(thumb, pairs) <= fingerprints.THUMB_DISTANCE
+    for owner in {owner for owner, ok in zip(paired, alike, strict=True) if ok}:
+        if owner in near:
+            _keep_best(matches, Match(owner, *near[owner]))
+        else:
+            _keep_best(matches, Match(owner, min(laid_out[owner].values()), "layout"))
 
 
 def _texts_similar(store, rows, text, distance, fresh) -> dict[int, Match]:

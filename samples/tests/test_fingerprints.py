@@ -3,7 +3,7 @@ import random
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from audit import demo
 from audit.media import MediaError
@@ -136,6 +136,8 @@ def test_an_image_fingerprint_has_the_documented_shape(photo):
     assert 0 <= print_.quality <= 100
     assert len(print_.variants) == len(fp.VARIANT_FORMS) == 7
     assert all(len(v) == 32 for v in print_.variants)
+    assert len(print_.thumb) == fp.THUMB_SIZE * fp.THUMB_SIZE * 3 == 192
+    assert print_.flat is False  # a photo: PDQ alone describes it
 
 
 def test_identical_files_match_exactly(photo):
@@ -174,18 +176,142 @@ def test_low_quality_hashes_get_a_stricter_distance():
     assert fp.pdq_threshold(0, 8) == 8  # never looser than the policy
 
 
-def _print(bits: int, quality: int) -> fp.ImageFingerprint:
+def _print(bits: int, quality: int, thumb: bytes = bytes(192)) -> fp.ImageFingerprint:
     pdq = bits.to_bytes(32, "big")
-    return fp.ImageFingerprint(exact=str(bits), pdq=pdq, quality=quality, variants=(pdq,) * 7)
+    return fp.ImageFingerprint(
+        exact=str(bits), pdq=pdq, quality=quality, variants=(pdq,) * 7, thumb=thumb, flat=False
+    )
 
 
-def test_a_low_quality_pair_matches_only_within_the_stricter_distance():
+def _thumb(colour: tuple[int, int, int]) -> bytes:
+    return Image.new("RGB", (fp.THUMB_SIZE, fp.THUMB_SIZE), colour).tobytes()
+
+
+def test_a_low_quality_pair_beyond_the_stricter_distance_needs_alike_thumbnails():
     base = 0
     near = (1 << (fp.LOW_QUALITY_DISTANCE + 4)) - 1  # LOW_QUALITY_DISTANCE + 4 bits differ
     assert fp.image_similar(_print(base, 90), _print(near, 90))[0]
-    assert not fp.image_similar(_print(base, 90), _print(near, 20))[0]
     closer = (1 << fp.LOW_QUALITY_DISTANCE) - 1
     assert fp.image_similar(_print(base, 20), _print(closer, 20))[0]
+    blue, orange = _thumb((40, 60, 200)), _thumb((250, 140, 20))
+    assert fp.image_similar(_print(base, 90, blue), _print(near, 20, blue))[0]
+    assert not fp.image_similar(_print(base, 90, blue), _print(near, 20, orange))[0]
+
+
+def test_pdq_hashes_beyond_the_distance_match_only_with_alike_thumbnails():
+    base = 0
+    beyond = (1 << (fp.PDQ_DISTANCE + fp.PDQ_CONFIRM_MARGIN)) - 1
+    blue, orange = _thumb((40, 60, 200)), _thumb((250, 140, 20))
+    assert fp.image_similar(_print(base, 90, blue), _print(beyond, 90, blue)) == (
+        True,
+        fp.PDQ_DISTANCE + fp.PDQ_CONFIRM_MARGIN,
+        "pdq",
+    )
+    assert not fp.image_similar(_print(base, 90, blue), _print(beyond, 90, orange))[0]
+    too_far = (1 << (fp.PDQ_DISTANCE + fp.PDQ_CONFIRM_MARGIN + 1)) - 1
+    assert not fp.image_similar(_print(base, 90, blue), _print(too_far, 90, blue))[0]
+
+
+def test_the_pdq_bits_from_the_coefficients_are_pdqhashs_own(photo):
+    small = fp._image_shrink(photo, fp.HASH_SIZE)
+    assert fp._pdq_checked(small)[:2] == fp._pdq(small)
+
+
+def _band(background: str, band: str, top: int, size=(480, 360)) -> Image.Image:
+    """A one-dimensional picture: PDQ's coefficients across the band are all zero."""
+    img = Image.new("RGB", size, background)
+    ImageDraw.Draw(img).rectangle((0, top, size[0], top + 60), fill=band)
+    return img
+
+
+@pytest.mark.parametrize("transform", list(dataset.IMAGE_TRANSFORMS))
+def test_a_flat_picture_and_its_edited_copy_match(transform):
+    source = fp.image_fingerprint(encode(_band("#a8dadc", "#457b9d", 120), "PNG"))
+    change, fmt, quality = dataset.IMAGE_TRANSFORMS[transform]
+    copy = _band("#a8dadc", "#457b9d", 120)
+    copy = fp.image_fingerprint(dataset.encode(change(random.Random(1), copy), fmt, quality))
+    # Good quality by PDQ's measure, yet its bits are noise: plain PDQ misses every copy.
+    assert source.quality >= fp.PDQ_MIN_QUALITY and source.flat
+    assert fp.hamming(copy.pdq, source.pdq) > 64
+    assert fp.image_similar(copy, source)[0]
+
+
+@pytest.mark.parametrize(
+    "other",
+    [_band("#a8dadc", "#457b9d", 240), _band("#f4a261", "#6a4c93", 120)],
+    ids=["band-elsewhere", "other-colours"],
+)
+def test_an_unrelated_flat_picture_does_not_match(other):
+    source = fp.image_fingerprint(encode(_band("#a8dadc", "#457b9d", 120), "PNG"))
+    other = fp.image_fingerprint(encode(other, "JPEG", quality=85))
+    assert not fp.image_similar(other, source)[0]
+    assert not fp.image_similar(source, other)[0]
+
+
+def test_a_blank_picture_is_flat_and_matches_only_its_own_colour():
+    grey = fp.image_fingerprint(encode(Image.new("RGB", (300, 200), (128, 128, 128)), "PNG"))
+    brighter = fp.image_fingerprint(
+        encode(Image.new("RGB", (200, 300), (158, 158, 158)), "JPEG", quality=80)
+    )
+    red = fp.image_fingerprint(encode(Image.new("RGB", (300, 200), (200, 30, 30)), "PNG"))
+    assert grey.flat and grey.quality == 0
+    assert fp.image_similar(brighter, grey)[0]
+    assert not fp.image_similar(red, grey)[0]
+
+
+def test_a_watermarked_screenshot_matches_through_its_thumbnail():
+    # Seed 0 picture 92 of the quality set: a code screenshot whose corner watermark moves its
+    # PDQ hash just past PDQ_DISTANCE.
+    files = {transform: data for _, _, transform, data in dataset.image_group(0, 92)}
+    source = fp.image_fingerprint(files["source"])
+    copy = fp.image_fingerprint(files["watermark"])
+    matched, distance, form = fp.image_similar(copy, source)
+    assert (matched, form) == (True, "pdq") and distance > fp.PDQ_DISTANCE
+
+
+def test_thumbnails_allow_for_brightness_contrast_and_grayscale_but_not_other_colours():
+    img = _band("#a8dadc", "#457b9d", 120)
+    thumb = fp.image_fingerprint(encode(img, "PNG")).thumb
+
+    def distance(changed: Image.Image) -> float:
+        other = fp.image_fingerprint(encode(changed, "PNG")).thumb
+        return float(fp.thumb_distances(other, [(thumb, "pdq")])[0])
+
+    assert distance(ImageEnhance.Brightness(img).enhance(1.25)) <= fp.THUMB_DISTANCE
+    assert distance(ImageEnhance.Contrast(img).enhance(0.8)) <= fp.THUMB_DISTANCE
+    assert distance(ImageOps.grayscale(img).convert("RGB")) <= fp.THUMB_DISTANCE
+    assert distance(_band("#f4a261", "#6a4c93", 120)) > 10 * fp.THUMB_DISTANCE
+    turned = img.transpose(Image.Transpose.ROTATE_90)
+    assert distance(turned) > fp.THUMB_DISTANCE
+    other = fp.image_fingerprint(encode(turned, "PNG")).thumb
+    assert fp.thumb_distances(other, [(thumb, "rot90")])[0] <= fp.THUMB_DISTANCE
+
+
+def test_thumbnail_forms_turn_like_the_pixels(photo):
+    small = fp._image_shrink(photo, fp.HASH_SIZE)
+    thumb = small.resize((fp.THUMB_SIZE, fp.THUMB_SIZE), Image.Resampling.BOX).tobytes()
+    for name, method in fp.VARIANT_FORMS.items():
+        turned = small.transpose(method).resize(
+            (fp.THUMB_SIZE, fp.THUMB_SIZE), Image.Resampling.BOX
+        )
+        cells = fp.THUMB_FORMS[name](fp._thumb_array(thumb))
+        assert np.abs(np.asarray(turned, dtype=np.float32) - cells).max() <= 3, name
+
+
+def test_a_grey_picture_probes_by_luma_and_a_coloured_one_also_as_grey():
+    coloured = fp.image_fingerprint(encode(_band("#a8dadc", "#457b9d", 120), "PNG")).thumb
+    grey = fp.image_fingerprint(
+        encode(ImageOps.grayscale(_band("#a8dadc", "#457b9d", 120)), "PNG")
+    ).thumb
+    forms = 8 * 2  # dihedral forms, as it is and brightened
+    assert len(fp.layout_probes(coloured)) == 2 * forms
+    assert len(fp.layout_probes(grey)) == forms
+    assert all(len(code) == 32 for _, code in fp.layout_codes(coloured))
+    # The grayscale copy meets the coloured picture's luma code, not its colour code.
+    codes = dict(fp.layout_codes(coloured))
+    probe = dict(fp.layout_probes(grey))["pdq"]
+    assert fp.hamming(probe, codes["luma"]) <= fp.LAYOUT_DISTANCE
+    assert fp.hamming(probe, codes["colour"]) > fp.LAYOUT_DISTANCE
 
 
 @pytest.mark.parametrize(

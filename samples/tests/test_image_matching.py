@@ -1,0 +1,167 @@
+"""Images through samples.matching: the stored rows and the indexes judge as
+fingerprints.image_similar does, flat pictures included."""
+
+import io
+import random
+
+import pytest
+from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+
+from audit.models import MediaType, ResultFingerprint
+from audit.tests.factories import ResultFactory
+from samples import fingerprints, matching
+from samples.fingerprint_base import FingerprintKind as Kind
+from samples.models import Sample, SampleFingerprint, SampleLibrary
+from samples.quality import dataset
+
+pytestmark = pytest.mark.django_db
+
+
+def png(img: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def band(background: str, colour: str, top: int) -> bytes:
+    img = Image.new("RGB", (480, 360), background)
+    ImageDraw.Draw(img).rectangle((0, top, 480, top + 60), fill=colour)
+    return png(img)
+
+
+def edited(data: bytes, edit) -> bytes:
+    return png(edit(Image.open(io.BytesIO(data)).convert("RGB")))
+
+
+SOURCE = band("#a8dadc", "#457b9d", 120)
+COPIES = {
+    "brighter": lambda img: ImageEnhance.Brightness(img).enhance(1.25),
+    "grayscale": lambda img: ImageOps.grayscale(img).convert("RGB"),
+    "rot90": lambda img: img.transpose(Image.Transpose.ROTATE_90),
+    "smaller-jpeg": lambda img: Image.open(
+        io.BytesIO(dataset.encode(img.resize((240, 180)), "JPEG", 60))
+    ),
+}
+UNRELATED = [band("#a8dadc", "#457b9d", 240), band("#f4a261", "#6a4c93", 120)]
+
+
+def sample_of(data: bytes) -> Sample:
+    library, _ = SampleLibrary.objects.get_or_create(
+        media_type=MediaType.IMAGE, suggestion="block", label="porn"
+    )
+    sample = Sample.objects.create(library=library, media_type=MediaType.IMAGE)
+    SampleFingerprint.objects.bulk_create(
+        SampleFingerprint(sample=sample, **row) for row in matching.image_rows(data)
+    )
+    return sample
+
+
+def result_of(data: bytes):
+    result = ResultFactory(media_type=MediaType.IMAGE)
+    ResultFingerprint.objects.bulk_create(
+        ResultFingerprint(result=result, **row) for row in matching.image_rows(data)
+    )
+    return result
+
+
+def find(store, data: bytes) -> dict:
+    rows = matching.image_rows(data)
+    return matching.similar(store, MediaType.IMAGE, rows, fresh=True)
+
+
+def exact_row(data: bytes) -> dict:
+    [row] = [r for r in matching.image_rows(data) if r["kind"] in matching.EXACT_KINDS]
+    return row
+
+
+def test_a_picture_keeps_its_thumbnail_on_its_exact_row_of_a_kind_of_its_own_if_flat():
+    assert exact_row(SOURCE)["kind"] == Kind.IMAGE_FLAT and len(exact_row(SOURCE)["code"]) == 192
+    photo = png(dataset.draw_photo(random.Random(7), 480, 360))
+    assert exact_row(photo)["kind"] == Kind.IMAGE_EXACT and len(exact_row(photo)["code"]) == 192
+
+
+def test_an_identical_picture_is_found_exactly_whichever_kind_its_row_has():
+    flat = sample_of(SOURCE)
+    SampleFingerprint.objects.filter(sample=flat, kind=Kind.IMAGE_FLAT).update(
+        kind=Kind.IMAGE_EXACT  # as rows fingerprinted before flat pictures had a kind
+    )
+    assert find(matching.samples_store(), SOURCE)[flat.id].matched_by == "exact"
+
+
+@pytest.mark.parametrize("copy", list(COPIES))
+def test_a_flat_sample_answers_its_edited_copies(copy):
+    sample = sample_of(SOURCE)
+    # A grey picture is compared by luma alone: the other-coloured band, as light and in the
+    # same place, would pass for its original too.
+    unrelated = UNRELATED[:1] if copy == "grayscale" else UNRELATED
+    others = [sample_of(data) for data in unrelated]
+    found = find(matching.samples_store(), edited(SOURCE, COPIES[copy]))
+    assert sample.id in found
+    assert not {s.id for s in others} & set(found)
+
+
+def test_propagation_reaches_the_edited_copies_of_a_flat_result():
+    decided = result_of(SOURCE)
+    copies = [result_of(edited(SOURCE, edit)) for edit in COPIES.values()]
+    unrelated = [result_of(data) for data in UNRELATED]
+    found = {match.id for match in matching.results_similar(decided)}
+    assert found == {copy.id for copy in copies}
+    assert not {r.id for r in unrelated} & found
+
+
+def test_a_pdq_hash_just_past_the_distance_matches_when_the_thumbnails_agree():
+    files = {transform: data for _, _, transform, data in dataset.image_group(0, 92)}
+    sample = sample_of(files["source"])
+    match = find(matching.samples_store(), files["watermark"])[sample.id]
+    assert match.distance > fingerprints.PDQ_DISTANCE and match.matched_by == "pdq"
+    # The same hashes with another picture's thumbnail: no longer a match.
+    other = fingerprints.image_fingerprint(UNRELATED[1]).thumb
+    SampleFingerprint.objects.filter(sample=sample, kind__in=matching.EXACT_KINDS).update(
+        code=other
+    )
+    assert sample.id not in find(matching.samples_store(), files["watermark"])
+
+
+def test_rows_stored_before_thumbnails_are_matched_by_pdq_alone():
+    files = {transform: data for _, _, transform, data in dataset.image_group(0, 92)}
+    legacy = sample_of(files["source"])
+    SampleFingerprint.objects.filter(sample=legacy, kind__in=matching.EXACT_KINDS).update(code=None)
+    flat = sample_of(SOURCE)
+    legacy_rows = SampleFingerprint.objects.filter(sample=flat, kind=Kind.IMAGE_FLAT)
+    legacy_rows.update(kind=Kind.IMAGE_EXACT, code=None)
+    assert legacy.id in find(matching.samples_store(), files["resize-0.5"])
+    assert legacy.id not in find(matching.samples_store(), files["watermark"])
+    assert flat.id not in find(matching.samples_store(), edited(SOURCE, COPIES["brighter"]))
+
+
+@pytest.mark.parametrize("store_name", ["samples", "results"])
+def test_the_stores_judge_as_image_similar_does(store_name):
+    pictures = [SOURCE, *UNRELATED, *(edited(SOURCE, edit) for edit in COPIES.values())]
+    files = {t: data for _, _, t, data in dataset.image_group(0, 92)}
+    pictures += [files["source"], files["watermark"], files["flip-h"]]
+    make = sample_of if store_name == "samples" else result_of
+    stored = [make(data).id for data in pictures]
+    store = matching.samples_store() if store_name == "samples" else matching.RESULTS
+    prints = [fingerprints.image_fingerprint(data) for data in pictures]
+    for query, data in zip(prints, pictures, strict=True):
+        found = set(find(store, data))
+        expected = {
+            owner
+            for owner, theirs in zip(stored, prints, strict=True)
+            if fingerprints.image_similar(query, theirs)[0]
+        }
+        assert found == expected
+
+
+def test_flat_pictures_stored_after_the_layout_index_loaded_are_found():
+    store = matching.samples_store()
+    sample_of(UNRELATED[0])
+    find(store, SOURCE)  # loads the index
+    sample_of(png(dataset.draw_photo(random.Random(7), 480, 360)))  # not flat: no layout codes
+    sample = sample_of(SOURCE)
+    assert find(store, edited(SOURCE, COPIES["brighter"]))[sample.id].matched_by == "layout"
+    later = sample_of(UNRELATED[1])
+    thumb = fingerprints.image_fingerprint(UNRELATED[1]).thumb
+    own = [code for _, code in fingerprints.layout_codes(thumb)]
+    hits = matching._layout_index(store).search_many(own, 0, fresh=True)
+    assert all((later.id, 0) in found for found in hits)
