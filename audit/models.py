@@ -188,7 +188,11 @@ class ResultFingerprint(FingerprintFields):
     )
 
     class Meta:
-        indexes = [models.Index(fields=["kind", "key"], name="resultfp_key_idx")]
+        indexes = [
+            models.Index(fields=["kind", "key"], name="resultfp_key_idx"),
+            # The indexes load one kind at a time, by id (samples.matching): sparse kinds too.
+            models.Index(fields=["kind", "id"], name="resultfp_kind_id_idx"),
+        ]
 
 
 class ResultStub(models.Model):

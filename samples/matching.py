@@ -389,8 +389,10 @@ def indexes_warm_up() -> None:
     (store and kinds) that propagation and scanning search.
     """
     probe = bytes(range(32))
+    # An exact row with a thumbnail, so that the layout index of flat pictures loads too.
+    exact = {"kind": Kind.IMAGE_EXACT, "key": 0, "code": bytes(range(192)), "quality": 100}
     image = {"kind": Kind.PDQ, "code": probe, "quality": 100}
     frame = {"kind": Kind.VIDEO_FRAME, "code": probe, "quality": 100}
     for store in (RESULTS, samples_store()):
-        similar(store, MediaType.IMAGE, [image])
+        similar(store, MediaType.IMAGE, [exact, image])
         similar(store, MediaType.VIDEO, [frame])

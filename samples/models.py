@@ -52,7 +52,11 @@ class SampleFingerprint(FingerprintFields):
     sample = models.ForeignKey(Sample, on_delete=models.CASCADE, related_name="fingerprints")
 
     class Meta:
-        indexes = [models.Index(fields=["kind", "key"], name="samplefp_key_idx")]
+        indexes = [
+            models.Index(fields=["kind", "key"], name="samplefp_key_idx"),
+            # The indexes load one kind at a time, by id (samples.matching): sparse kinds too.
+            models.Index(fields=["kind", "id"], name="samplefp_kind_id_idx"),
+        ]
 
 
 class SampleOrigin(models.Model):

@@ -44,6 +44,8 @@ def sample_with(media_type: str, *rows: tuple[str, bytes]) -> Sample:
 def test_the_warm_up_loads_the_indexes_propagation_and_scanning_search():
     result_with(MediaType.IMAGE, (Kind.PDQ, code(1)), (Kind.PDQ_VARIANT, code(2)))
     result_with(MediaType.IMAGE, (Kind.PDQ, code(3)))
+    # A flat picture: its thumbnail gives the layout codes it is searched by (4 of them).
+    result_with(MediaType.IMAGE, (Kind.IMAGE_FLAT, bytes(range(192))), (Kind.PDQ, code(9)))
     result_with(MediaType.VIDEO, (Kind.VIDEO_FRAME, code(4)), (Kind.VIDEO_FRAME, code(5)))
     sample_with(MediaType.IMAGE, (Kind.PDQ, code(6)), (Kind.PDQ_VARIANT, code(7)))
     sample_with(MediaType.VIDEO, (Kind.VIDEO_FRAME, code(8)))
@@ -53,9 +55,11 @@ def test_the_warm_up_loads_the_indexes_propagation_and_scanning_search():
     sizes = {name: stats["size"] for name, stats in index.indexes_stats().items()}
     # Results: their own PDQ only (the query's forms go to them); samples: every form.
     assert sizes == {
-        "results:pdq": 2,
+        "results:pdq": 3,
+        "results:layout": 4,
         "results:video_frame": 2,
         "samples:pdq,pdq_variant": 2,
+        "samples:layout": 0,
         "samples:video_frame": 1,
     }
 
@@ -116,4 +120,4 @@ def test_a_search_during_the_warm_up_waits_for_the_same_load(settings, monkeypat
     warming.join(10)
 
     assert found == {wanted.id: matching.Match(wanted.id, 5, "pdq")}
-    assert len(first_loads) == 4 and set(first_loads.values()) == {1}  # each index loaded once
+    assert len(first_loads) == 6 and set(first_loads.values()) == {1}  # each index loaded once
