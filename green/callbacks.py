@@ -81,6 +81,22 @@ def scan_callbacks_ready(*, result_id: int) -> list[int]:
     )
 
 
+def scan_failed_callback_create(*, task_id: str, url: str, seed: str, content: dict) -> list[int]:
+    """The scan callback of an async image task whose image could not be fetched or read: no
+    result was stored, so the delivery names only its task id."""
+    now = timezone.now()
+    delivery = CallbackDelivery(
+        task_id=task_id,
+        form=CallbackForm.ALIBABA,
+        event=CallbackEvent.SCAN,
+        url=url,
+        body=alibaba_body(uid=settings.GREEN_CALLBACK_UID, seed=seed, content=content),
+        next_attempt_at=now,
+        created_at=now,
+    )
+    return outbox.deliveries_queue([delivery])
+
+
 def review_callbacks_create(*, decision, result_ids: list[int], event: str) -> list[int]:
     """The review callbacks of results a decision (or its propagation) changed: to each
     result's async-scan callback and to its biz type's AuditSetting callback, once per URL.
