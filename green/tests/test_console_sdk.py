@@ -149,6 +149,46 @@ def test_update_audit_range_surfaces_pass_results(api):
     assert passed.task_id in page.get("/audit/", {"type": "text"}).content.decode()
 
 
+def test_update_audit_range_sets_every_content_type(api):
+    api.update_audit_range(
+        green_models.UpdateAuditRangeRequest(audit_range='{"pass": true, "review": false}')
+    )
+    policy = Policy.objects.get(biz_type="default")
+    for media_type in ("image", "video", "text"):
+        assert set(policy.audit_range(media_type)) == {"block", "pass"}
+    described = api.describe_audit_range().body.audit_range
+    assert (described.block, described.review, described.pass_) == (True, False, True)
+
+
+def test_ranges_that_differ_are_described_as_their_union(api):
+    from policies import services as policy_services
+
+    policy_services.policy_update(
+        biz_type="default",
+        data={"image_audit_range": ["block", "review", "pass"], "text_audit_range": ["block"]},
+        user=None,
+    )
+    described = api.describe_audit_range().body.audit_range
+    assert (described.block, described.review, described.pass_) == (True, True, True)
+    setting = api.describe_audit_setting(green_models.DescribeAuditSettingRequest()).body
+    assert setting.audit_range.pass_ is True
+
+    # A key left out stays as each content type has it; a key given is set for all three.
+    api.update_audit_range(green_models.UpdateAuditRangeRequest(audit_range='{"block": false}'))
+    policy = Policy.objects.get(biz_type="default")
+    ranges = [set(policy.audit_range(t)) for t in ("image", "video", "text")]
+    assert ranges == [{"review", "pass"}, {"review"}, set()]
+
+
+@pytest.mark.parametrize("audit_range", ['{"pass": "yes"}', '{"everything": true}', "[true]", "x"])
+def test_a_bad_audit_range_is_a_400_envelope(api, audit_range):
+    with pytest.raises(ClientException) as caught:
+        api.update_audit_range(green_models.UpdateAuditRangeRequest(audit_range=audit_range))
+    assert (caught.value.code, caught.value.status_code) == ("InvalidParameter", 400)
+    assert "AuditRange" in caught.value.message
+    assert set(Policy.objects.get(biz_type="default").text_audit_range) == {"review", "block"}
+
+
 def test_audit_setting_round_trip(api):
     api.update_audit_setting(
         green_models.UpdateAuditSettingRequest(
