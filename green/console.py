@@ -28,10 +28,13 @@ from green.serializers import SEED_MAX_LENGTH, callback_url_check
 from policies import selectors as policy_selectors
 from policies import services as policy_services
 from policies.models import DEFAULT_BIZ_TYPE, Policy
+from samples.models import Keyword, Sample
 
 VERSION = "2017-08-23"
 MAX_PAGE_SIZE = 100
 RANGE_KEYS = (Suggestion.BLOCK, Suggestion.REVIEW, Suggestion.PASS)
+# LibType: Alibaba's custom library categories, as the verdict of our sample libraries.
+LIB_TYPES = {"BLACK": Suggestion.BLOCK, "WHITE": Suggestion.PASS, "REVIEW": Suggestion.REVIEW}
 
 
 class ConsoleApi(GreenView):
@@ -120,6 +123,32 @@ def _queue_filters(params: QueryDict) -> dict:
         audited = _choice("AuditResult", audit_result, ("pass", "block", "none"))
         filters["status"] = "unreviewed" if audited == "none" else "reviewed"
         filters["suggestion"] = [] if audited == "none" else [audited]
+    return {**filters, **_library_filters(params, filters["type"])}
+
+
+def _library_filters(params: QueryDict, media_type: str) -> dict:
+    """What a result hit in the custom libraries: LibType, the kind of library that answered
+    it (BLACK, WHITE or REVIEW, Alibaba's library categories, for our block, pass and review
+    sample libraries); ImageId, the image sample that answered it; KeywordId, a keyword of
+    the text engine (our keyword library) that it contains."""
+    filters = {}
+    if lib_type := params.get("LibType"):
+        category = _choice("LibType", lib_type.upper(), tuple(LIB_TYPES))
+        filters["library"] = LIB_TYPES[category]
+    if "ImageId" in params:
+        if media_type != MediaType.IMAGE:
+            raise errors.bad_request("ImageId: only with ResourceType IMAGE.")
+        sample_id = _id(params, "ImageId")
+        filters["sample"] = Sample.objects.filter(id=sample_id, media_type=media_type).first()
+        if filters["sample"] is None:
+            raise errors.bad_request(f"ImageId: there is no image sample {sample_id}.")
+    if "KeywordId" in params:
+        if media_type != MediaType.TEXT:
+            raise errors.bad_request("KeywordId: only with ResourceType TEXT.")
+        keyword_id = _id(params, "KeywordId")
+        filters["keyword"] = Keyword.objects.filter(id=keyword_id).first()
+        if filters["keyword"] is None:
+            raise errors.bad_request(f"KeywordId: there is no keyword {keyword_id}.")
     return filters
 
 
@@ -293,11 +322,18 @@ def _choice(name: str, value: str, allowed) -> str:
     return value
 
 
+def _id(params: QueryDict, name: str) -> int:
+    value = params.get(name, "")
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
+        raise errors.bad_request(f"{name} must be the id number of one.")
+    return int(value)
+
+
 def _int(params: QueryDict, name: str, default: int, minimum: int) -> int:
     value = params.get(name)
     if value is None:
         return default
-    if not value.isdigit() or int(value) < minimum:
+    if not (value.isascii() and value.isdigit()) or int(value) < minimum:
         raise errors.bad_request(f"{name} must be a whole number from {minimum}.")
     return int(value)
 

@@ -1,6 +1,7 @@
 """The console API through the official SDK (alibabacloud-green20170823), against the live
 server."""
 
+import io
 from urllib.parse import urlsplit
 
 import pytest
@@ -8,15 +9,20 @@ from alibabacloud_green20170823 import models as green_models
 from alibabacloud_green20170823.client import Client
 from alibabacloud_tea_openapi import models as open_api_models
 from alibabacloud_tea_openapi.exceptions import ClientException
+from aliyunsdkgreen.request.v20180509 import ImageSyncScanRequest, TextScanRequest
 from django.test import Client as PageClient
+from PIL import Image, ImageDraw
 
 from audit.models import Decision, Result
 from audit.tests.factories import user_in
 from audit.tests.test_propagation import SPAM, SPAM_COPY
 from green import services
 from green.tests.conftest import user_with
+from green.tests.test_scan_sdk import SCENES, png_bytes
 from policies.models import Policy
-from samples.models import Sample
+from samples import matching
+from samples import services as sample_services
+from samples.models import Keyword, Sample
 
 
 def console(live_server, key_id: str, secret: str, **config) -> Client:
@@ -92,6 +98,88 @@ def test_describe_audit_content_filters_and_pages(api):
         green_models.DescribeAuditContentRequest(resource_type="TEXT", label="spam", data_id="a")
     ).body
     assert [c.data_id for c in labelled.audit_content_list] == ["a"]
+
+
+def stripes_png() -> bytes:
+    """A picture nothing like test_propagation's."""
+    image = Image.new("RGB", (320, 240), (240, 240, 240))
+    draw = ImageDraw.Draw(image)
+    for x in range(0, 320, 24):
+        draw.rectangle((x, 0, x + 9, 240), fill=(10, 10, 10))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def describe(api, **filters) -> list[str]:
+    body = api.describe_audit_content(green_models.DescribeAuditContentRequest(**filters)).body
+    return sorted(c.data_id for c in body.audit_content_list)
+
+
+def test_describe_audit_content_by_library_and_image_sample(api, sdk, media_server):
+    data = png_bytes()
+    sample, _ = sample_services.sample_add(
+        media_type="image",
+        suggestion="block",
+        label="porn",
+        rows=matching.image_rows(data),
+        image=(data, ".png"),
+    )
+    media_server.routes["/copy.png"] = ("image/png", data)
+    media_server.routes["/other.png"] = ("image/png", stripes_png())
+    tasks = [
+        {"dataId": "hit", "url": media_server.url("/copy.png")},
+        {"dataId": "miss", "url": media_server.url("/other.png")},
+    ]
+    sdk.call(ImageSyncScanRequest.ImageSyncScanRequest, {"scenes": SCENES, "tasks": tasks})
+    assert describe(api, resource_type="IMAGE") == ["hit", "miss"]
+
+    assert describe(api, resource_type="IMAGE", image_id=str(sample.id)) == ["hit"]
+    assert describe(api, resource_type="IMAGE", lib_type="BLACK") == ["hit"]
+    assert describe(api, resource_type="IMAGE", lib_type="white") == []
+    other, _ = sample_services.sample_add(
+        media_type="image",
+        suggestion="block",
+        label="ad",
+        rows=matching.image_rows(stripes_png()),
+        image=(stripes_png(), ".png"),
+    )
+    # Looks like the scanned "miss", but that one was not answered by a library.
+    assert describe(api, resource_type="IMAGE", image_id=str(other.id)) == []
+
+
+def test_describe_audit_content_by_keyword(api, sdk):
+    parrots = Keyword.objects.create(
+        text="smuggled parrots", label="contraband", suggestion="block"
+    )
+    hello = Keyword.objects.create(text="hello", label="spam", suggestion="review")
+    tasks = [
+        {"dataId": "t1", "content": "Got SMUGGLED parrots, cheap"},
+        {"dataId": "t2", "content": "My parrot says hello"},
+        {"dataId": "t3", "content": "Nothing to see"},
+    ]
+    sdk.call(TextScanRequest.TextScanRequest, {"scenes": ["antispam"], "tasks": tasks})
+    assert describe(api, resource_type="TEXT", keyword_id=str(parrots.id)) == ["t1"]
+    assert describe(api, resource_type="TEXT", keyword_id=str(hello.id)) == ["t2"]
+
+
+@pytest.mark.parametrize(
+    ("filters", "field"),
+    [
+        ({"resource_type": "IMAGE", "image_id": "abc"}, "ImageId"),
+        ({"resource_type": "IMAGE", "image_id": "987654"}, "ImageId"),
+        ({"resource_type": "TEXT", "image_id": "1"}, "ImageId"),
+        ({"resource_type": "TEXT", "keyword_id": "-1"}, "KeywordId"),
+        ({"resource_type": "TEXT", "keyword_id": "987654"}, "KeywordId"),
+        ({"resource_type": "IMAGE", "keyword_id": "1"}, "KeywordId"),
+        ({"resource_type": "IMAGE", "lib_type": "GREY"}, "LibType"),
+    ],
+)
+def test_a_bad_library_filter_is_a_400_envelope(api, filters, field):
+    with pytest.raises(ClientException) as caught:
+        api.describe_audit_content(green_models.DescribeAuditContentRequest(**filters))
+    assert (caught.value.code, caught.value.status_code) == ("InvalidParameter", 400)
+    assert f"code: 400, {field}" in caught.value.message
 
 
 def test_mark_audit_content_decides_and_propagates(api, admin_key, live_server):
