@@ -14,11 +14,16 @@ from audit.models import (
     Result,
     ResultScene,
     ResultStub,
+    Suggestion,
+    VerdictSource,
 )
 from audit.pagination import Cursor, keyset_page
 from policies import selectors as policy_selectors
 
 QUEUE_COUNTS_TTL = 30  # seconds: tab counts are a guide, the queue itself is always live
+# A keyword filter tests each text in Python (the engine's normalization has no SQL form):
+# the newest this many flagged texts of the other filters are looked at.
+KEYWORD_FILTER_LIMIT = 5000
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,47 @@ def _queue_queryset(f: dict) -> QuerySet:
         if f.get("label"):
             match["label"] = f["label"]
         qs = qs.filter(Exists(ResultScene.objects.filter(**match)))
+    if f.get("library"):  # answered by a sample library of that verdict
+        qs = qs.filter(verdict_source=VerdictSource.LIBRARY, suggestion=f["library"])
+    if f.get("sample") is not None:
+        qs = qs.filter(id__in=results_answered_by(f["sample"]))
+    if f.get("keyword") is not None:
+        qs = qs.filter(id__in=_keyword_hits(qs, f["keyword"]))
     return qs
+
+
+def results_answered_by(sample) -> list[int]:
+    """Results the sample libraries answered with `sample`: stored results that match it as
+    scanning matches (samples.matching) and took their verdict from a sample of its library.
+    (A result records the library's verdict, not which sample gave it.)"""
+    from samples import matching
+
+    library = sample.library
+    rows = list(sample.fingerprints.all())
+    found = matching.similar(matching.RESULTS, sample.media_type, rows, sample.text, fresh=True)
+    answered = Result.objects.filter(
+        id__in=list(found),
+        media_type=sample.media_type,
+        verdict_source=VerdictSource.LIBRARY,
+        suggestion=library.suggestion,
+        label=library.label or "normal",
+    )
+    return list(answered.values_list("id", flat=True))
+
+
+def _keyword_hits(queryset: QuerySet, keyword) -> list[int]:
+    """Flagged texts of `queryset` that contain `keyword` as the keyword engine matches it
+    (samples.keywords: normalized text containing the normalized keyword)."""
+    from samples import fingerprints
+
+    word = fingerprints.text_normalize(keyword.text)
+    texts = (
+        queryset.filter(media_type=MediaType.TEXT)
+        .exclude(machine_suggestion=Suggestion.PASS)
+        .order_by("-created_at", "-id")
+        .values_list("id", "text")[:KEYWORD_FILTER_LIMIT]
+    )
+    return [i for i, text in texts if word and word in fingerprints.text_normalize(text)]
 
 
 def queue_counts() -> dict[str, int]:

@@ -3,10 +3,21 @@ Alibaba-form callbacks answer."""
 
 from audit import scanning
 from audit.models import FetchStatus, MediaType, Result, VerdictSource
+from green.models import AsyncImageScan, AsyncImageScanStatus
 
 # Verdicts a human gave (directly, by propagation, or through a sample): answered as such.
 HUMAN_SOURCES = frozenset({VerdictSource.HUMAN, VerdictSource.PROPAGATED})
 DOWNLOAD_FAILED = (480, "DOWNLOAD_FAILED")  # dns, connection, redirects
+# A task that could not be scanned, by audit.scanning's error code: Alibaba's code and msg.
+TASK_ERRORS = {
+    "invalid_url": (400, "BAD_REQUEST"),
+    "blocked_address": (401, "NOT_ALLOWED"),
+    "bad_status": (404, "NOT_FOUND"),
+    "timeout": (592, "DOWNLOAD_TIMEOUT"),
+    "too_large": (589, "TOO_LARGE"),
+    "bad_content_type": (590, "BAD_FORMAT"),
+    "bad_media": (590, "BAD_FORMAT"),
+}
 
 
 def result_answer(result: Result, scenes: list[str]) -> dict:
@@ -29,6 +40,19 @@ def polled_answer(task_id: str, result: Result | None) -> dict:
         code, msg = DOWNLOAD_FAILED
         return {"code": code, "msg": f"{msg}: {result.fetch_error}", "taskId": task_id}
     return result_answer(result, [])
+
+
+def task_error(error_code: str, error: str, data_id: str) -> dict:
+    """A task that could not be scanned (its media could not be fetched or read)."""
+    code, msg = TASK_ERRORS.get(error_code, DOWNLOAD_FAILED)
+    return {"code": code, "msg": f"{msg}: {error}", "dataId": data_id}
+
+
+def image_scan_answer(scan: AsyncImageScan) -> dict:
+    """An async image scan whose Result is not stored (yet): processing, or why it failed."""
+    if scan.status == AsyncImageScanStatus.FAILED:
+        return {**task_error(scan.error_code, scan.error, scan.data_id), "taskId": scan.task_id}
+    return {"code": 280, "msg": "PROCESSING", "taskId": scan.task_id, "dataId": scan.data_id}
 
 
 def _task(result: Result, results: list[dict]) -> dict:

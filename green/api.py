@@ -21,19 +21,8 @@ from audit.serializers import ScanSerializer
 from green import answers, callbacks, errors, services
 from green.auth import RoaSignatureAuthentication
 from green.errors import GreenError
-from green.models import AccessKey
+from green.models import AccessKey, AsyncImageScan, AsyncImageScanStatus
 from green.serializers import AsyncCallbackSerializer, FeedbackSerializer, TaskIdsField
-
-# A task that could not be scanned, by audit.scanning's error code: Alibaba's code and msg.
-TASK_ERRORS = {
-    "invalid_url": (400, "BAD_REQUEST"),
-    "blocked_address": (401, "NOT_ALLOWED"),
-    "bad_status": (404, "NOT_FOUND"),
-    "timeout": (592, "DOWNLOAD_TIMEOUT"),
-    "too_large": (589, "TOO_LARGE"),
-    "bad_content_type": (590, "BAD_FORMAT"),
-    "bad_media": (590, "BAD_FORMAT"),
-}
 
 
 class GreenView(APIView):
@@ -108,9 +97,9 @@ class TextScan(ScanView):
 
 
 class AsyncScanView(ScanView):
-    """Submitted tasks get their taskIds; /results answers them. The same scan runs as for
-    the sync call (image URLs are fetched in the request, videos by the fetch worker), so a
-    result is usually ready at the first poll; a video is PROCESSING until its fetch ends."""
+    """Submitted tasks get their taskIds; /results answers them. Videos are stored at once
+    and PROCESSING until the fetch worker has their media; images given by URL are fetched
+    and scanned by a worker (ImageAsyncScan)."""
 
     @extend_schema(exclude=True)
     def post(self, request):
@@ -121,9 +110,7 @@ class AsyncScanView(ScanView):
     def after_store(self, request, body: dict, scenes: list[str]):
         """With `callback` (and `seed`), each task's result is POSTed there when ready, and
         again when a human changes it (green.callbacks)."""
-        incoming = AsyncCallbackSerializer(data=body)
-        incoming.is_valid(raise_exception=True)
-        url, seed = incoming.validated_data.get("callback"), incoming.validated_data.get("seed")
+        url, seed = self.callback(body)
         if not url:
             return None
         key = request.auth if isinstance(request.auth, AccessKey) else None
@@ -131,9 +118,61 @@ class AsyncScanView(ScanView):
             results=results, url=url, seed=seed, access_key=key, scenes=scenes
         )
 
+    @staticmethod
+    def callback(body: dict) -> tuple[str, str]:
+        incoming = AsyncCallbackSerializer(data=body)
+        incoming.is_valid(raise_exception=True)
+        return incoming.validated_data.get("callback", ""), incoming.validated_data.get("seed", "")
+
 
 class ImageAsyncScan(AsyncScanView):
+    """Answers at once: a task given by URL is fetched and scanned by a worker, through the
+    sync scan's code (green.services.image_scan_run), and PROCESSING until then. A task
+    with the image inline has nothing to wait for and is scanned in the request."""
+
     media_type = MediaType.IMAGE
+
+    @extend_schema(exclude=True)
+    def post(self, request):
+        body = self.body(request)
+        incoming = ScanSerializer(data=body, context={"media_type": self.media_type})
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        self.check_biz_type(request, data["biz_type"])
+        url, seed = self.callback(body)
+        tasks = data["tasks"]
+        by_url = [t for t in tasks if "image" not in t]
+        inline = [t for t in tasks if "image" in t]
+        scans = iter(
+            services.image_scans_submit(
+                biz_type=data["biz_type"],
+                scenes=data["scenes"],
+                items=by_url,
+                callback=url,
+                seed=seed,
+                access_key=request.auth if isinstance(request.auth, AccessKey) else None,
+            )
+            if by_url
+            else []
+        )
+        scanned = iter(
+            scanning.results_scan(
+                media_type=self.media_type,
+                biz_type=data["biz_type"],
+                scenes=data["scenes"],
+                items=inline,
+                after_store=self.after_store(request, body, data["scenes"]),
+            )
+            if inline
+            else []
+        )
+        answered = [
+            _submitted(task_answer(next(scanned), data["scenes"]))
+            if "image" in task
+            else _scan_submitted(next(scans))
+            for task in tasks
+        ]
+        return self.answer(request, answered)
 
 
 class VideoAsyncScan(AsyncScanView):
@@ -160,11 +199,35 @@ class ResultsView(GreenView):
             for r in Result.objects.filter(task_id__in=task_ids, media_type=self.media_type)
             if key is None or key.allows(r.biz_type)
         }
-        return self.answer(request, [answers.polled_answer(t, found.get(t)) for t in task_ids])
+        waiting = self.waiting([t for t in task_ids if t not in found], key)
+        return self.answer(
+            request,
+            [
+                answers.image_scan_answer(waiting[t])
+                if t in waiting
+                else answers.polled_answer(t, found.get(t))
+                for t in task_ids
+            ],
+        )
+
+    def waiting(self, task_ids: list[str], key: AccessKey | None) -> dict[str, AsyncImageScan]:
+        return {}
 
 
 class ImageResults(ResultsView):
     media_type = MediaType.IMAGE
+
+    def waiting(self, task_ids: list[str], key: AccessKey | None) -> dict[str, AsyncImageScan]:
+        """Async image scans not stored as results: still to be scanned, or failed."""
+        scans = [
+            s
+            for s in AsyncImageScan.objects.filter(task_id__in=task_ids).exclude(
+                status=AsyncImageScanStatus.DONE
+            )
+            if key is None or key.allows(s.biz_type)
+        ]
+        services.image_scans_resend_stale(scans)
+        return {s.task_id: s for s in scans}
 
 
 class VideoResults(ResultsView):
@@ -218,7 +281,7 @@ class FeedbackView(GreenView):
             items=[{"data_id": data.get("data_id", ""), **content}],
         )
         if scanned.result is None:
-            code, msg = TASK_ERRORS.get(scanned.error_code, answers.DOWNLOAD_FAILED)
+            code, msg = answers.TASK_ERRORS.get(scanned.error_code, answers.DOWNLOAD_FAILED)
             raise GreenError(code, msg, f"{msg}: {scanned.error}")
         return scanned.result
 
@@ -242,8 +305,12 @@ def _submitted(task: dict) -> dict:
     return {k: v for k, v in task.items() if k not in ("results", "content")}
 
 
+def _scan_submitted(scan: AsyncImageScan) -> dict:
+    answer = {"code": 200, "msg": "OK", "dataId": scan.data_id, "taskId": scan.task_id}
+    return {**answer, "url": scan.item["url"]}
+
+
 def task_answer(scanned: scanning.Scanned, scenes: list[str]) -> dict:
     if scanned.result is None:
-        code, msg = TASK_ERRORS.get(scanned.error_code, answers.DOWNLOAD_FAILED)
-        return {"code": code, "msg": f"{msg}: {scanned.error}", "dataId": scanned.data_id}
+        return answers.task_error(scanned.error_code, scanned.error, scanned.data_id)
     return answers.result_answer(scanned.result, scenes)

@@ -81,6 +81,22 @@ def scan_callbacks_ready(*, result_id: int) -> list[int]:
     )
 
 
+def scan_failed_callback_create(*, task_id: str, url: str, seed: str, content: dict) -> list[int]:
+    """The scan callback of an async image task whose image could not be fetched or read: no
+    result was stored, so the delivery names only its task id."""
+    now = timezone.now()
+    delivery = CallbackDelivery(
+        task_id=task_id,
+        form=CallbackForm.ALIBABA,
+        event=CallbackEvent.SCAN,
+        url=url,
+        body=alibaba_body(uid=settings.GREEN_CALLBACK_UID, seed=seed, content=content),
+        next_attempt_at=now,
+        created_at=now,
+    )
+    return outbox.deliveries_queue([delivery])
+
+
 def review_callbacks_create(*, decision, result_ids: list[int], event: str) -> list[int]:
     """The review callbacks of results a decision (or its propagation) changed: to each
     result's async-scan callback and to its biz type's AuditSetting callback, once per URL.
@@ -106,6 +122,12 @@ def review_callbacks_create(*, decision, result_ids: list[int], event: str) -> l
 
 
 def _review_content(result: Result) -> dict:
+    # Checked against "Configure notifications" (https://help.aliyun.com/document_detail/
+    # 130313.html, English: https://www.alibabacloud.com/help/en/content-moderation/latest/
+    # enable-callback-notification): it confirms the form (checksum = SHA-256 of uid + seed +
+    # content, content = the JSON as a string, form-encoded, retried) and that review results
+    # (self-review or feedback) are sent like scan results, but the copies at hand end before
+    # its "content" table, so these two fields are not confirmed by it.
     labels = [result.label] if result.suggestion == "block" and result.label else []
     return {
         "scanResult": answers.machine_answer(result),

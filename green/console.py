@@ -27,11 +27,14 @@ from green.models import AccessKey, AuditSetting
 from green.serializers import SEED_MAX_LENGTH, callback_url_check
 from policies import selectors as policy_selectors
 from policies import services as policy_services
-from policies.models import DEFAULT_BIZ_TYPE
+from policies.models import DEFAULT_BIZ_TYPE, Policy
+from samples.models import Keyword, Sample
 
 VERSION = "2017-08-23"
 MAX_PAGE_SIZE = 100
 RANGE_KEYS = (Suggestion.BLOCK, Suggestion.REVIEW, Suggestion.PASS)
+# LibType: Alibaba's custom library categories, as the verdict of our sample libraries.
+LIB_TYPES = {"BLACK": Suggestion.BLOCK, "WHITE": Suggestion.PASS, "REVIEW": Suggestion.REVIEW}
 
 
 class ConsoleApi(GreenView):
@@ -120,6 +123,32 @@ def _queue_filters(params: QueryDict) -> dict:
         audited = _choice("AuditResult", audit_result, ("pass", "block", "none"))
         filters["status"] = "unreviewed" if audited == "none" else "reviewed"
         filters["suggestion"] = [] if audited == "none" else [audited]
+    return {**filters, **_library_filters(params, filters["type"])}
+
+
+def _library_filters(params: QueryDict, media_type: str) -> dict:
+    """What a result hit in the custom libraries: LibType, the kind of library that answered
+    it (BLACK, WHITE or REVIEW, Alibaba's library categories, for our block, pass and review
+    sample libraries); ImageId, the image sample that answered it; KeywordId, a keyword of
+    the text engine (our keyword library) that it contains."""
+    filters = {}
+    if lib_type := params.get("LibType"):
+        category = _choice("LibType", lib_type.upper(), tuple(LIB_TYPES))
+        filters["library"] = LIB_TYPES[category]
+    if "ImageId" in params:
+        if media_type != MediaType.IMAGE:
+            raise errors.bad_request("ImageId: only with ResourceType IMAGE.")
+        sample_id = _id(params, "ImageId")
+        filters["sample"] = Sample.objects.filter(id=sample_id, media_type=media_type).first()
+        if filters["sample"] is None:
+            raise errors.bad_request(f"ImageId: there is no image sample {sample_id}.")
+    if "KeywordId" in params:
+        if media_type != MediaType.TEXT:
+            raise errors.bad_request("KeywordId: only with ResourceType TEXT.")
+        keyword_id = _id(params, "KeywordId")
+        filters["keyword"] = Keyword.objects.filter(id=keyword_id).first()
+        if filters["keyword"] is None:
+            raise errors.bad_request(f"KeywordId: there is no keyword {keyword_id}.")
     return filters
 
 
@@ -192,12 +221,12 @@ def mark_audit_content(request, params: QueryDict, key: AccessKey) -> dict:
 
 
 def describe_audit_range(request, params: QueryDict, key: AccessKey) -> dict:
-    return {"AuditRange": _range(policy_selectors.policy_for(DEFAULT_BIZ_TYPE))}
+    return _range_answer(policy_selectors.policy_for(DEFAULT_BIZ_TYPE))
 
 
 def update_audit_range(request, params: QueryDict, key: AccessKey) -> dict:
     _settings_check(key)
-    _policy_update(request.user, {**_range_fields(params)})
+    _range_update(request.user, params)
     return {}
 
 
@@ -205,7 +234,7 @@ def describe_audit_setting(request, params: QueryDict, key: AccessKey) -> dict:
     policy = policy_selectors.policy_for(DEFAULT_BIZ_TYPE)
     setting = AuditSetting.objects.filter(biz_type=DEFAULT_BIZ_TYPE).first()
     return {
-        "AuditRange": _range(policy),
+        **_range_answer(policy),
         "Callback": setting.callback_url if setting else "",
         "Seed": setting.seed if setting else "",
     }
@@ -224,7 +253,7 @@ def update_audit_setting(request, params: QueryDict, key: AccessKey) -> dict:
         changes["seed"] = params["Seed"]
     with transaction.atomic():
         if "AuditRange" in params:
-            _policy_update(request.user, _range_fields(params))
+            _range_update(request.user, params)
         if changes:
             AuditSetting.objects.update_or_create(biz_type=DEFAULT_BIZ_TYPE, defaults=changes)
     return {}
@@ -244,20 +273,40 @@ def _settings_check(key: AccessKey) -> None:
         raise GreenError(403, "Forbidden", "This AccessKey is limited to some biz types.")
 
 
-def _range(policy) -> dict:
-    """A suggestion is in the range when it surfaces for every content type."""
-    return {s: all(s in policy.audit_range(t) for t in MediaType.values) for s in RANGE_KEYS}
+def _range_answer(policy) -> dict:
+    """Alibaba's audit range is one per account (no content type in DescribeAuditRange or
+    UpdateAuditRange), ours one per content type of the default policy; UpdateAuditRange sets
+    all three alike. Where they differ (the policy page edits them apart), `AuditRange` has
+    a key true when any content type surfaces that suggestion, and `AuditRangeByResourceType`
+    (ours, which the SDK ignores) says what each surfaces; `AuditRangeConsistent` is false."""
+    by_type = {
+        t.upper(): {s: s in policy.audit_range(t) for s in RANGE_KEYS} for t in MediaType.values
+    }
+    union = {s: any(r[s] for r in by_type.values()) for s in RANGE_KEYS}
+    return {
+        "AuditRange": union,
+        "AuditRangeByResourceType": by_type,
+        "AuditRangeConsistent": all(r == union for r in by_type.values()),
+    }
 
 
-def _range_fields(params: QueryDict) -> dict:
+@transaction.atomic
+def _range_update(user, params: QueryDict) -> None:
+    """Each key of the AuditRange given is set for every content type; a key left out stays
+    as each content type has it (read under the policy's row lock, so two updates of
+    different keys both land)."""
     wanted = _json_param(params, "AuditRange", dict)
     if not all(k in RANGE_KEYS and isinstance(v, bool) for k, v in wanted.items()):
         raise errors.bad_request(
             'AuditRange is like {"block": true, "review": true, "pass": false}.'
         )
-    current = _range(policy_selectors.policy_for(DEFAULT_BIZ_TYPE))
-    chosen = [s for s in RANGE_KEYS if wanted.get(s, current[s])]
-    return {f"{t}_audit_range": chosen for t in MediaType.values}
+    locked = Policy.objects.select_for_update().filter(biz_type=DEFAULT_BIZ_TYPE).first()
+    policy = locked or policy_selectors.policy_for(DEFAULT_BIZ_TYPE)
+    fields = {
+        f"{t}_audit_range": [s for s in RANGE_KEYS if wanted.get(s, s in policy.audit_range(t))]
+        for t in MediaType.values
+    }
+    _policy_update(user, fields)
 
 
 def _policy_update(user, data: dict) -> None:
@@ -273,11 +322,18 @@ def _choice(name: str, value: str, allowed) -> str:
     return value
 
 
+def _id(params: QueryDict, name: str) -> int:
+    value = params.get(name, "")
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
+        raise errors.bad_request(f"{name} must be the id number of one.")
+    return int(value)
+
+
 def _int(params: QueryDict, name: str, default: int, minimum: int) -> int:
     value = params.get(name)
     if value is None:
         return default
-    if not value.isdigit() or int(value) < minimum:
+    if not (value.isascii() and value.isdigit()) or int(value) < minimum:
         raise errors.bad_request(f"{name} must be a whole number from {minimum}.")
     return int(value)
 

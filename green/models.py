@@ -120,3 +120,42 @@ class TaskCallback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_id} → {self.url}"
+
+
+class AsyncImageScanStatus(models.TextChoices):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class AsyncImageScan(models.Model):
+    """An async image scan of a URL, waiting for its worker: the task fetches the image and
+    scans it like the sync scan (green.services.image_scan_run), which stores the Result.
+    Until then /green/image/results answers 280 PROCESSING for its taskId; a fetch that
+    failed for good is answered from here."""
+
+    task_id = models.CharField(max_length=64, unique=True)
+    biz_type = models.CharField(max_length=64)
+    scenes = models.JSONField()
+    # The validated scan task: url, data_id, and the results an upstream engine sent along.
+    item = models.JSONField()
+    callback_url = models.CharField(max_length=2048, blank=True)
+    seed = models.CharField(max_length=64, blank=True)
+    access_key = models.ForeignKey(
+        AccessKey, null=True, on_delete=models.SET_NULL, related_name="async_image_scans"
+    )
+    status = models.CharField(
+        max_length=7, choices=AsyncImageScanStatus.choices, default=AsyncImageScanStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error_code = models.CharField(max_length=32, blank=True)  # audit.scanning's, as in Scanned
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.task_id} ({self.status})"
+
+    @property
+    def data_id(self) -> str:
+        return self.item.get("data_id", "")

@@ -1,21 +1,29 @@
-"""Writes of the green app: AccessKeys and the replay store."""
+"""Writes of the green app: AccessKeys, the replay store, feedback and async image scans."""
 
 import secrets
 import string
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
+from audit import scanning
 from audit import services as audit_services
-from audit.models import DecisionChannel, Result
-from green import keystore
-from green.models import AccessKey, Feedback, SeenRequest
+from audit.models import DecisionChannel, MediaType, Result
+from green import answers, callbacks, keystore, tasks
+from green.models import AccessKey, AsyncImageScan, AsyncImageScanStatus, Feedback, SeenRequest
 from moderation_console import crypto
 
 # Alibaba's own look: "LTAI" and 20 letters and digits for the id, 30 for the secret.
 KEY_ID_PREFIX = "LTAI"
 _ALPHABET = string.ascii_letters + string.digits
+# Fetch failures worth another attempt (audit.fetch marks these transient; a Scanned keeps
+# only the code). A server's 5xx answer is not among them: "bad_status" also covers 4xx.
+TRANSIENT_FETCH_ERRORS = frozenset({"timeout", "dns", "connection"})
+# A pending image scan older than this is sent to the workers again when it is polled.
+IMAGE_SCAN_RESEND_AFTER = timedelta(minutes=2)
 # last_used_at is written at most this often, so a busy key is not one UPDATE per request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -123,3 +131,130 @@ def feedback_record(
             label=outcome.decision.label if outcome.decision else label,
             note=note,
         )
+
+
+class ImageScanRetry(Exception):
+    """The image could not be fetched this time, and attempts remain."""
+
+
+def image_scans_submit(
+    *,
+    biz_type: str,
+    scenes: list[str],
+    items: list[dict],
+    callback: str = "",
+    seed: str = "",
+    access_key: AccessKey | None = None,
+) -> list[AsyncImageScan]:
+    """Async image tasks given by URL (validated ScanTaskSerializer items), stored for a
+    worker to scan (image_scan_run). Idempotent by taskId: a task id already submitted keeps
+    its first submission."""
+    scans = [
+        AsyncImageScan(
+            task_id=item.get("task_id") or audit_services.task_id_generate(MediaType.IMAGE),
+            biz_type=biz_type,
+            scenes=scenes,
+            item=item,
+            callback_url=callback,
+            seed=seed,
+            access_key=access_key,
+        )
+        for item in items
+    ]
+    with transaction.atomic():
+        AsyncImageScan.objects.bulk_create(scans, ignore_conflicts=True)
+        stored = AsyncImageScan.objects.in_bulk([s.task_id for s in scans], field_name="task_id")
+        pending = [s.id for s in stored.values() if s.status == AsyncImageScanStatus.PENDING]
+        # robust: the rows are committed, and a broker that is down must not turn that into
+        # an error (a poll of a stale pending scan sends it again).
+        if pending:
+            transaction.on_commit(lambda: tasks.image_scans_run.delay(pending), robust=True)
+    return [stored[s.task_id] for s in scans]
+
+
+def image_scan_run(*, scan_id: int) -> None:
+    """Fetch and scan one async image task, through the sync scan's own code (fetch,
+    fingerprints, sample libraries, engine), which stores the Result under the task's id.
+    Safe to run twice: the store is idempotent by task id, and finishing is claimed once.
+
+    Raises ImageScanRetry when the fetch failed transiently and attempts remain."""
+    scan = AsyncImageScan.objects.filter(id=scan_id, status=AsyncImageScanStatus.PENDING).first()
+    if scan is None:
+        return
+    [scanned] = scanning.results_scan(
+        media_type=MediaType.IMAGE,
+        biz_type=scan.biz_type,
+        scenes=scan.scenes,
+        items=[{**scan.item, "task_id": scan.task_id}],
+        after_store=lambda results: _image_scan_done(scan, results),
+    )
+    if scanned.result is not None:
+        return
+    attempts = scan.attempts + 1
+    if scanned.error_code in TRANSIENT_FETCH_ERRORS and attempts < settings.FETCH_MAX_ATTEMPTS:
+        AsyncImageScan.objects.filter(id=scan.id, status=AsyncImageScanStatus.PENDING).update(
+            attempts=attempts, error_code=scanned.error_code, error=scanned.error[:500]
+        )
+        raise ImageScanRetry(scanned.error)
+    _image_scan_failed(scan, scanned, attempts)
+
+
+def _image_scan_done(scan: AsyncImageScan, results: list[Result]) -> None:
+    # In the transaction that stored the result: the scan is finished with it, or not at all.
+    pending = AsyncImageScan.objects.filter(id=scan.id, status=AsyncImageScanStatus.PENDING)
+    finished = pending.update(
+        status=AsyncImageScanStatus.DONE,
+        attempts=F("attempts") + 1,
+        error_code="",
+        error="",
+        finished_at=timezone.now(),
+    )
+    if finished and scan.callback_url:
+        callbacks.task_callbacks_register(
+            results=results,
+            url=scan.callback_url,
+            seed=scan.seed,
+            access_key=scan.access_key,
+            scenes=scan.scenes,
+        )
+
+
+@transaction.atomic
+def _image_scan_failed(scan: AsyncImageScan, scanned: scanning.Scanned, attempts: int) -> None:
+    failed = AsyncImageScan.objects.filter(id=scan.id, status=AsyncImageScanStatus.PENDING).update(
+        status=AsyncImageScanStatus.FAILED,
+        attempts=attempts,
+        error_code=scanned.error_code,
+        error=scanned.error[:500],
+        finished_at=timezone.now(),
+    )
+    if failed and scan.callback_url:
+        scan.refresh_from_db()
+        callbacks.scan_failed_callback_create(
+            task_id=scan.task_id,
+            url=scan.callback_url,
+            seed=scan.seed,
+            content=answers.image_scan_answer(scan),
+        )
+
+
+def image_scans_resend_stale(
+    scans: list[AsyncImageScan], *, now: datetime | None = None
+) -> list[int]:
+    """Send pending scans that have waited a while to the workers again: the broker may have
+    lost their message. Called when they are polled; harmless if the first run is still
+    going (image_scan_run is idempotent)."""
+    cutoff = (now or timezone.now()) - IMAGE_SCAN_RESEND_AFTER
+    stale = [
+        s.id for s in scans if s.status == AsyncImageScanStatus.PENDING and s.created_at < cutoff
+    ]
+    if stale:
+        tasks.image_scans_run.delay(stale)
+    return stale
+
+
+def image_scans_purge(*, now: datetime | None = None) -> int:
+    """Forget async image scans once their results have expired (a day's margin)."""
+    keep = timedelta(days=settings.RESULT_RETENTION_DAYS + 1)
+    old = AsyncImageScan.objects.filter(created_at__lt=(now or timezone.now()) - keep)
+    return old.delete()[0]

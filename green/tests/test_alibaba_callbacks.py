@@ -22,8 +22,8 @@ from audit import tasks
 from audit.models import CallbackDelivery, Decision, Result
 from audit.tests.factories import ResultFactory, user_in
 from audit.tests.test_media import write_video
-from green import callbacks
-from green.models import TaskCallback
+from green import callbacks, services
+from green.models import AsyncImageScan, TaskCallback
 from green.tests.test_console_sdk import console
 from green.tests.test_scan_sdk import SCENES, png_bytes
 from moderation_console.celery import app as celery_app
@@ -79,6 +79,44 @@ def test_an_async_image_scan_posts_its_result_with_the_checksum(
     delivery = CallbackDelivery.objects.get()
     assert (delivery.form, delivery.event, delivery.status) == ("alibaba", "scan", "delivered")
     assert delivery.decision is None and delivery.policy is None
+
+
+def test_an_async_image_posts_its_result_once_the_worker_scanned_it(
+    sdk, media_server, callback_receiver
+):
+    celery_app.conf.task_always_eager = False  # no worker yet: the scan waits (memory broker)
+    task_id = async_image(sdk, media_server, callback_receiver)
+    assert not CallbackDelivery.objects.exists()  # not scanned: nothing to say yet
+
+    celery_app.conf.task_always_eager = True  # the delivery is sent in-process
+    scan = AsyncImageScan.objects.get(task_id=task_id)
+    services.image_scan_run(scan_id=scan.id)  # the worker
+    services.image_scan_run(scan_id=scan.id)  # run twice: still one callback
+
+    [content] = received(callback_receiver)
+    assert (content["code"], content["taskId"], content["dataId"]) == (200, task_id, "a")
+    assert [r["scene"] for r in content["results"]] == SCENES
+    assert TaskCallback.objects.get().task_id == task_id  # a later review goes there too
+
+
+def test_an_async_image_that_cannot_be_fetched_posts_its_error(
+    sdk, media_server, callback_receiver
+):
+    celery_app.conf.task_always_eager = False
+    body = {
+        "scenes": SCENES,
+        "callback": callback_receiver.url("/green-hook"),
+        "seed": SEED,
+        "tasks": [{"dataId": "gone", "url": media_server.url("/none.png")}],
+    }
+    task_id = sdk.call(ImageAsyncScanRequest.ImageAsyncScanRequest, body)["data"][0]["taskId"]
+    celery_app.conf.task_always_eager = True
+    services.image_scan_run(scan_id=AsyncImageScan.objects.get(task_id=task_id).id)
+
+    [content] = received(callback_receiver)
+    assert (content["code"], content["taskId"], content["dataId"]) == (404, task_id, "gone")
+    delivery = CallbackDelivery.objects.get()
+    assert (delivery.task_id, delivery.result, delivery.status) == (task_id, None, "delivered")
 
 
 def test_a_video_posts_its_result_once_fetched(sdk, media_server, callback_receiver, tmp_path):
@@ -156,7 +194,8 @@ def test_an_address_refused_at_send_time_fails_at_once(
     sdk, media_server, callback_receiver, settings
 ):
     celery_app.conf.task_always_eager = False
-    async_image(sdk, media_server, callback_receiver)
+    task_id = async_image(sdk, media_server, callback_receiver)
+    services.image_scan_run(scan_id=AsyncImageScan.objects.get(task_id=task_id).id)  # worker
     settings.FETCH_ALLOWED_NETWORKS = []  # loopback is refused from now on
     celery_app.conf.task_always_eager = True
     tasks.callbacks_send_due()

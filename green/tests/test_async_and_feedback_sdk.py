@@ -1,5 +1,6 @@
 """Async scans, their results, and feedback, through the official scan SDK."""
 
+import base64
 import json
 import uuid
 
@@ -19,9 +20,12 @@ from aliyunsdkgreen.request.v20180509 import (
 from audit import services as audit_services
 from audit.models import Decision, Result
 from audit.tests.test_media import write_video
-from green.models import Feedback
+from green import services
+from green.models import AsyncImageScan, Feedback
 from green.tests.test_scan_sdk import SCENES, png_bytes
 from moderation_console.celery import app as celery_app
+from samples import matching
+from samples import services as sample_services
 
 SPAMMY = "Visit our shop for the cheapest replica watches, free delivery today"
 
@@ -43,13 +47,113 @@ def test_image_async_scan_then_results(sdk, media_server):
     assert (unknown["code"], unknown["taskId"]) == (404, "img-none")
 
 
-def poll_video(sdk, task_id: str) -> list[dict]:
+def poll(sdk, request_class, task_ids: list[str]) -> list[dict]:
     # Two identical polls within one second (the Date's resolution) carry the same signature,
     # and the second would be refused as a replay: a nonce header (signed, like every x-acs-
     # header) tells them apart.
-    request = sdk.request(VideoAsyncScanResultsRequest.VideoAsyncScanResultsRequest, [task_id])
+    request = sdk.request(request_class, task_ids)
     request.add_header("x-acs-signature-nonce", uuid.uuid4().hex)
     return json.loads(sdk.client.do_action_with_exception(request))["data"]
+
+
+def poll_video(sdk, task_id: str) -> list[dict]:
+    return poll(sdk, VideoAsyncScanResultsRequest.VideoAsyncScanResultsRequest, [task_id])
+
+
+def poll_images(sdk, *task_ids: str) -> list[dict]:
+    return poll(sdk, ImageAsyncScanResultsRequest.ImageAsyncScanResultsRequest, list(task_ids))
+
+
+def submit_images(sdk, *tasks: dict, **extra) -> list[dict]:
+    body = {"scenes": SCENES, "tasks": list(tasks), **extra}
+    return sdk.call(ImageAsyncScanRequest.ImageAsyncScanRequest, body)["data"]
+
+
+def worker_runs(task_id: str) -> None:
+    """What the worker does with the task's message: twice, as a redelivery would."""
+    scan = AsyncImageScan.objects.get(task_id=task_id)
+    services.image_scan_run(scan_id=scan.id)
+    services.image_scan_run(scan_id=scan.id)
+
+
+def test_an_async_image_scan_answers_at_once_and_is_processing_until_scanned(sdk, media_server):
+    celery_app.conf.task_always_eager = False  # no worker yet: the scan waits (memory broker)
+    media_server.routes["/a.png"] = ("image/png", png_bytes())
+    url = media_server.url("/a.png")
+    [task] = submit_images(sdk, {"dataId": "a", "url": url})
+    assert (task["code"], task["dataId"], task["url"]) == (200, "a", url)
+    assert not Result.objects.exists()
+    [pending] = poll_images(sdk, task["taskId"])
+    assert (pending["code"], pending["msg"], pending["dataId"]) == (280, "PROCESSING", "a")
+
+    worker_runs(task["taskId"])
+    [done] = poll_images(sdk, task["taskId"])
+    assert (done["code"], done["taskId"], done["dataId"]) == (200, task["taskId"], "a")
+    assert [r["scene"] for r in done["results"]] == SCENES
+    stored = Result.objects.get()  # one result however often the worker ran
+    assert (stored.task_id, stored.machine_suggestion, stored.file.name != "") == (
+        task["taskId"],
+        "review",
+        True,
+    )
+    assert stored.fingerprints.exists()
+
+
+def test_an_async_image_scan_answers_from_the_sample_libraries(sdk, media_server):
+    data = png_bytes()
+    sample_services.sample_add(
+        media_type="image",
+        suggestion="block",
+        label="porn",
+        rows=matching.image_rows(data),
+        image=(data, ".png"),
+    )
+    media_server.routes["/copy.png"] = ("image/png", data)
+    celery_app.conf.task_always_eager = False
+    [task] = submit_images(sdk, {"dataId": "d", "url": media_server.url("/copy.png")})
+    worker_runs(task["taskId"])
+
+    [done] = poll_images(sdk, task["taskId"])
+    porn = done["results"][0]
+    assert (porn["scene"], porn["suggestion"], porn["label"]) == ("porn", "block", "customized")
+    assert Result.objects.get(task_id=task["taskId"]).verdict_source == "library"
+
+
+def test_an_async_image_that_cannot_be_fetched_is_answered_with_its_error(sdk, media_server):
+    celery_app.conf.task_always_eager = False
+    [task] = submit_images(sdk, {"dataId": "gone", "url": media_server.url("/none.png")})
+    worker_runs(task["taskId"])
+    [failed] = poll_images(sdk, task["taskId"])
+    assert (failed["code"], failed["taskId"], failed["dataId"]) == (404, task["taskId"], "gone")
+    assert failed["msg"].startswith("NOT_FOUND")
+    assert not Result.objects.exists()
+
+
+def test_a_resubmitted_task_id_keeps_its_first_submission(sdk, media_server):
+    celery_app.conf.task_always_eager = False
+    media_server.routes["/a.png"] = ("image/png", png_bytes())
+    first = submit_images(
+        sdk, {"dataId": "a", "taskId": "img-mine", "url": media_server.url("/a.png")}
+    )
+    again = submit_images(
+        sdk, {"dataId": "b", "taskId": "img-mine", "url": media_server.url("/b.png")}
+    )
+    assert first[0]["taskId"] == again[0]["taskId"] == "img-mine"
+    assert again[0]["dataId"] == "a"
+    assert AsyncImageScan.objects.count() == 1
+
+
+def test_inline_and_url_images_are_answered_in_their_order(sdk, media_server):
+
+    celery_app.conf.task_always_eager = False
+    media_server.routes["/a.png"] = ("image/png", png_bytes())
+    inline = base64.b64encode(png_bytes(shift=9)).decode()
+    by_url, by_content = submit_images(
+        sdk, {"dataId": "u", "url": media_server.url("/a.png")}, {"dataId": "i", "content": inline}
+    )
+    assert (by_url["dataId"], by_content["dataId"]) == ("u", "i")
+    pending, done = poll_images(sdk, by_url["taskId"], by_content["taskId"])
+    assert (pending["code"], done["code"]) == (280, 200)  # inline: nothing to fetch or wait for
 
 
 def test_video_async_scan_is_processing_until_fetched(sdk, media_server, tmp_path):

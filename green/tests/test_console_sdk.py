@@ -1,6 +1,7 @@
 """The console API through the official SDK (alibabacloud-green20170823), against the live
 server."""
 
+import io
 from urllib.parse import urlsplit
 
 import pytest
@@ -8,15 +9,20 @@ from alibabacloud_green20170823 import models as green_models
 from alibabacloud_green20170823.client import Client
 from alibabacloud_tea_openapi import models as open_api_models
 from alibabacloud_tea_openapi.exceptions import ClientException
+from aliyunsdkgreen.request.v20180509 import ImageSyncScanRequest, TextScanRequest
 from django.test import Client as PageClient
+from PIL import Image, ImageDraw
 
 from audit.models import Decision, Result
 from audit.tests.factories import user_in
 from audit.tests.test_propagation import SPAM, SPAM_COPY
 from green import services
 from green.tests.conftest import user_with
+from green.tests.test_scan_sdk import SCENES, png_bytes
 from policies.models import Policy
-from samples.models import Sample
+from samples import matching
+from samples import services as sample_services
+from samples.models import Keyword, Sample
 
 
 def console(live_server, key_id: str, secret: str, **config) -> Client:
@@ -94,6 +100,88 @@ def test_describe_audit_content_filters_and_pages(api):
     assert [c.data_id for c in labelled.audit_content_list] == ["a"]
 
 
+def stripes_png() -> bytes:
+    """A picture nothing like test_propagation's."""
+    image = Image.new("RGB", (320, 240), (240, 240, 240))
+    draw = ImageDraw.Draw(image)
+    for x in range(0, 320, 24):
+        draw.rectangle((x, 0, x + 9, 240), fill=(10, 10, 10))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def describe(api, **filters) -> list[str]:
+    body = api.describe_audit_content(green_models.DescribeAuditContentRequest(**filters)).body
+    return sorted(c.data_id for c in body.audit_content_list)
+
+
+def test_describe_audit_content_by_library_and_image_sample(api, sdk, media_server):
+    data = png_bytes()
+    sample, _ = sample_services.sample_add(
+        media_type="image",
+        suggestion="block",
+        label="porn",
+        rows=matching.image_rows(data),
+        image=(data, ".png"),
+    )
+    media_server.routes["/copy.png"] = ("image/png", data)
+    media_server.routes["/other.png"] = ("image/png", stripes_png())
+    tasks = [
+        {"dataId": "hit", "url": media_server.url("/copy.png")},
+        {"dataId": "miss", "url": media_server.url("/other.png")},
+    ]
+    sdk.call(ImageSyncScanRequest.ImageSyncScanRequest, {"scenes": SCENES, "tasks": tasks})
+    assert describe(api, resource_type="IMAGE") == ["hit", "miss"]
+
+    assert describe(api, resource_type="IMAGE", image_id=str(sample.id)) == ["hit"]
+    assert describe(api, resource_type="IMAGE", lib_type="BLACK") == ["hit"]
+    assert describe(api, resource_type="IMAGE", lib_type="white") == []
+    other, _ = sample_services.sample_add(
+        media_type="image",
+        suggestion="block",
+        label="ad",
+        rows=matching.image_rows(stripes_png()),
+        image=(stripes_png(), ".png"),
+    )
+    # Looks like the scanned "miss", but that one was not answered by a library.
+    assert describe(api, resource_type="IMAGE", image_id=str(other.id)) == []
+
+
+def test_describe_audit_content_by_keyword(api, sdk):
+    parrots = Keyword.objects.create(
+        text="smuggled parrots", label="contraband", suggestion="block"
+    )
+    hello = Keyword.objects.create(text="hello", label="spam", suggestion="review")
+    tasks = [
+        {"dataId": "t1", "content": "Got SMUGGLED parrots, cheap"},
+        {"dataId": "t2", "content": "My parrot says hello"},
+        {"dataId": "t3", "content": "Nothing to see"},
+    ]
+    sdk.call(TextScanRequest.TextScanRequest, {"scenes": ["antispam"], "tasks": tasks})
+    assert describe(api, resource_type="TEXT", keyword_id=str(parrots.id)) == ["t1"]
+    assert describe(api, resource_type="TEXT", keyword_id=str(hello.id)) == ["t2"]
+
+
+@pytest.mark.parametrize(
+    ("filters", "field"),
+    [
+        ({"resource_type": "IMAGE", "image_id": "abc"}, "ImageId"),
+        ({"resource_type": "IMAGE", "image_id": "987654"}, "ImageId"),
+        ({"resource_type": "TEXT", "image_id": "1"}, "ImageId"),
+        ({"resource_type": "TEXT", "keyword_id": "-1"}, "KeywordId"),
+        ({"resource_type": "TEXT", "keyword_id": "987654"}, "KeywordId"),
+        ({"resource_type": "IMAGE", "keyword_id": "1"}, "KeywordId"),
+        ({"resource_type": "IMAGE", "lib_type": "GREY"}, "LibType"),
+    ],
+)
+def test_a_bad_library_filter_is_a_400_envelope(api, filters, field):
+    with pytest.raises(ClientException) as caught:
+        api.describe_audit_content(green_models.DescribeAuditContentRequest(**filters))
+    assert (caught.value.code, caught.value.status_code) == ("InvalidParameter", 400)
+    assert f"code: 400, {field}" in caught.value.message
+
+
 def test_mark_audit_content_decides_and_propagates(api, admin_key, live_server):
     first, copy, _ = ingest_texts(
         ("a", SPAM, "review", "ad"),
@@ -147,6 +235,46 @@ def test_update_audit_range_surfaces_pass_results(api):
         "pass",
     }
     assert passed.task_id in page.get("/audit/", {"type": "text"}).content.decode()
+
+
+def test_update_audit_range_sets_every_content_type(api):
+    api.update_audit_range(
+        green_models.UpdateAuditRangeRequest(audit_range='{"pass": true, "review": false}')
+    )
+    policy = Policy.objects.get(biz_type="default")
+    for media_type in ("image", "video", "text"):
+        assert set(policy.audit_range(media_type)) == {"block", "pass"}
+    described = api.describe_audit_range().body.audit_range
+    assert (described.block, described.review, described.pass_) == (True, False, True)
+
+
+def test_ranges_that_differ_are_described_as_their_union(api):
+    from policies import services as policy_services
+
+    policy_services.policy_update(
+        biz_type="default",
+        data={"image_audit_range": ["block", "review", "pass"], "text_audit_range": ["block"]},
+        user=None,
+    )
+    described = api.describe_audit_range().body.audit_range
+    assert (described.block, described.review, described.pass_) == (True, True, True)
+    setting = api.describe_audit_setting(green_models.DescribeAuditSettingRequest()).body
+    assert setting.audit_range.pass_ is True
+
+    # A key left out stays as each content type has it; a key given is set for all three.
+    api.update_audit_range(green_models.UpdateAuditRangeRequest(audit_range='{"block": false}'))
+    policy = Policy.objects.get(biz_type="default")
+    ranges = [set(policy.audit_range(t)) for t in ("image", "video", "text")]
+    assert ranges == [{"review", "pass"}, {"review"}, set()]
+
+
+@pytest.mark.parametrize("audit_range", ['{"pass": "yes"}', '{"everything": true}', "[true]", "x"])
+def test_a_bad_audit_range_is_a_400_envelope(api, audit_range):
+    with pytest.raises(ClientException) as caught:
+        api.update_audit_range(green_models.UpdateAuditRangeRequest(audit_range=audit_range))
+    assert (caught.value.code, caught.value.status_code) == ("InvalidParameter", 400)
+    assert "AuditRange" in caught.value.message
+    assert set(Policy.objects.get(biz_type="default").text_audit_range) == {"review", "block"}
 
 
 def test_audit_setting_round_trip(api):
