@@ -253,6 +253,16 @@ def image_scans_resend_stale(
     return stale
 
 
+def image_scans_resend_pending(*, now: datetime | None = None, limit: int = 1000) -> list[int]:
+    """The beat job's side of image_scans_resend_stale: pending scans that nobody polls (a
+    client that waits for its callback) are sent again too."""
+    cutoff = (now or timezone.now()) - IMAGE_SCAN_RESEND_AFTER
+    pending = AsyncImageScan.objects.filter(
+        status=AsyncImageScanStatus.PENDING, created_at__lt=cutoff
+    )
+    return image_scans_resend_stale(list(pending.order_by("id")[:limit]), now=now)
+
+
 def image_scans_purge(*, now: datetime | None = None) -> int:
     """Forget async image scans once their results have expired (a day's margin)."""
     keep = timedelta(days=settings.RESULT_RETENTION_DAYS + 1)

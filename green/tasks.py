@@ -15,6 +15,11 @@ def task_callbacks_purge() -> int:
     return callbacks.task_callbacks_purge()
 
 
+@shared_task(ignore_result=True)
+def image_scans_resend_pending() -> int:
+    return len(services.image_scans_resend_pending())
+
+
 @shared_task(acks_late=True, ignore_result=True)
 def image_scans_run(scan_ids: list[int]) -> None:
     # One message per request, fanned out here so the request publishes once.

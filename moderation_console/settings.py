@@ -265,6 +265,13 @@ PERIODIC_TASKS = {
         "schedule": timedelta(minutes=15),
         "description": "Forgets AccessKey request signatures past their 15-minute window.",
     },
+    # Async image scans live in the database too: this re-sends the ones whose message was
+    # lost, for clients that wait for the callback instead of polling.
+    "green-image-scans-resend": {
+        "task": "green.tasks.image_scans_resend_pending",
+        "schedule": timedelta(seconds=60),
+        "description": "Re-sends async image scans still pending after 2 minutes.",
+    },
     "green-task-callbacks-purge": {
         "task": "green.tasks.task_callbacks_purge",
         "schedule": timedelta(hours=6),

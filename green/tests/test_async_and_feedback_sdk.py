@@ -3,6 +3,7 @@
 import base64
 import json
 import uuid
+from datetime import timedelta
 
 import pytest
 from aliyunsdkcore.acs_exception.exceptions import ServerException
@@ -16,11 +17,13 @@ from aliyunsdkgreen.request.v20180509 import (
     VideoAsyncScanRequest,
     VideoAsyncScanResultsRequest,
 )
+from django.utils import timezone
 
 from audit import services as audit_services
 from audit.models import Decision, Result
 from audit.tests.test_media import write_video
 from green import services
+from green import tasks as green_tasks
 from green.models import AsyncImageScan, Feedback
 from green.tests.test_scan_sdk import SCENES, png_bytes
 from moderation_console.celery import app as celery_app
@@ -97,6 +100,22 @@ def test_an_async_image_scan_answers_at_once_and_is_processing_until_scanned(sdk
         True,
     )
     assert stored.fingerprints.exists()
+
+
+def test_a_pending_scan_nobody_polls_is_sent_again_by_the_beat_job(sdk, media_server):
+    celery_app.conf.task_always_eager = False  # its message is never consumed: as if lost
+    media_server.routes["/a.png"] = ("image/png", png_bytes())
+    [lost] = submit_images(sdk, {"dataId": "a", "url": media_server.url("/a.png")})
+    [recent] = submit_images(sdk, {"dataId": "b", "url": media_server.url("/a.png")})
+    AsyncImageScan.objects.filter(task_id=lost["taskId"]).update(
+        created_at=timezone.now() - services.IMAGE_SCAN_RESEND_AFTER - timedelta(seconds=1)
+    )
+    celery_app.conf.task_always_eager = True  # the re-sent message runs at once
+
+    assert green_tasks.image_scans_resend_pending() == 1
+    assert Result.objects.get().task_id == lost["taskId"]
+    assert AsyncImageScan.objects.get(task_id=recent["taskId"]).status == "pending"
+    assert green_tasks.image_scans_resend_pending() == 0  # done scans are not sent again
 
 
 def test_an_async_image_scan_answers_from_the_sample_libraries(sdk, media_server):
