@@ -1,7 +1,7 @@
 """Quality of the near-duplicate matcher (samples/fingerprints.py) on the generated set.
 
     .venv/bin/python benchmarks/quality.py [--images 200] [--texts 200] [--folder PATH]
-        [--seed 0] [--workers N] [--json]
+        [--seed 0] [--workers N] [--no-hard] [--json]
 
 Generates the set (samples/quality/dataset.py) into the folder, fingerprints every file and
 text, and prints:
@@ -12,12 +12,21 @@ text, and prints:
   own dihedral hashes; the false-positive rate of every source against every unrelated image,
   by what matched them; a sweep of thumbnail distances (from which THUMB_DISTANCE was
   chosen) and of distances for low-quality hashes (LOW_QUALITY_DISTANCE, the outright match);
+- hard images (issue 8; skipped with --no-hard): per hard edit of
+  samples/quality/hard_edits.py (crops, borders, letterboxes, captions, small rotations),
+  recall of a copy against its source for plain PDQ (no variants) and for our matcher (the
+  same judgement as above, fp.image_similar's), side by side; false positives of the hard
+  negatives: each pair a x b both ways (with counts per kind: other regions of one picture,
+  shared border, caption bar or letterbox), every hard negative against every source both
+  ways, and every hard-edited copy against every other source;
 - texts: per edit, recall of the edited text against its source at TEXT_THRESHOLD (found
   through a shared LSH band key and estimated similarity at or above the threshold); false
   positives of every benign text against every source; a sweep of thresholds;
 - timings.
-Targets: image recall >= 0.98 per transform over all sources with FPR <= 0.1%; text recall
->= 0.95 per edit with no false positive on benign texts. "< target" marks a row that misses it.
+Targets: image recall >= 0.98 per transform over all sources with FPR <= 0.1%; recall of our
+matcher >= 0.8 per hard edit with FPR <= 0.1% on each set of hard pairs; text recall >= 0.95
+per edit with no false positive on benign texts. "< target" (or "> target") marks a row that
+misses it.
 """
 
 import argparse
@@ -41,19 +50,31 @@ import numpy as np  # noqa: E402
 import pdqhash  # noqa: E402
 
 from samples import fingerprints as fp  # noqa: E402
-from samples.quality import dataset  # noqa: E402
+from samples.quality import dataset, hard_edits  # noqa: E402
 
 IMAGE_TARGET, FPR_TARGET, TEXT_TARGET = 0.98, 0.001, 0.95
+HARD_TARGET = 0.8  # issue 8
 LOW_QUALITY_SWEEP = (4, 8, 12, 16, 20, 24, 31)
 THUMB_SWEEP = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
 THRESHOLD_SWEEP = (0.3, 0.4, 0.5, 0.6, 0.7)
 
 
-def run(*, images: int, texts: int, folder: Path, seed: int = 0, workers=None, out=print) -> dict:
+def run(
+    *,
+    images: int,
+    texts: int,
+    folder: Path,
+    seed: int = 0,
+    workers=None,
+    hard: bool = True,
+    out=print,
+) -> dict:
     """Generate the set, score it and print the tables; `workers` processes (default: one per
     CPU) draw and fingerprint the pictures."""
     started = time.perf_counter()
-    manifest = dataset.generate(folder, images=images, texts=texts, seed=seed, workers=workers)
+    manifest = dataset.generate(
+        folder, images=images, texts=texts, seed=seed, workers=workers, hard=hard
+    )
     out(
         f"generated {len(manifest['images'])} images, {len(manifest['texts'])} texts "
         f"into {folder} in {time.perf_counter() - started:.1f} s"
@@ -72,7 +93,7 @@ def run(*, images: int, texts: int, folder: Path, seed: int = 0, workers=None, o
 
 def image_scores(manifest: dict, folder: Path, workers, out) -> dict:
     prints = _fingerprint_images(manifest, folder, workers, out)
-    entries = manifest["images"]
+    entries = [e for e in manifest["images"] if e.get("set") != "hard"]
     sources = {e["group"]: e["file"] for e in entries if e["transform"] == "source"}
     negatives = [e["file"] for e in entries if e["transform"] == "negative"]
     dihedral = {group: _pdqhash_dihedral(folder / file) for group, file in sources.items()}
@@ -93,12 +114,16 @@ def image_scores(manifest: dict, folder: Path, workers, out) -> dict:
         f"{fp.PDQ_DISTANCE + fp.PDQ_CONFIRM_MARGIN} and flat pictures' layout codes within "
         f"{fp.LAYOUT_DISTANCE} if the thumbnails are within {fp.THUMB_DISTANCE}"
     )
-    return {
+    scores = {
         "transforms": _recall_table(copies, out),
         **_false_positive_rate(unrelated, out),
         "thumb_sweep": _thumb_sweep(copies, unrelated, out),
         "low_quality_sweep": _low_quality_sweep(copies, unrelated, out),
     }
+    hard = [e for e in manifest["images"] if e.get("set") == "hard"]
+    if hard:
+        scores["hard"] = hard_scores(hard, prints, sources, dihedral, out)
+    return scores
 
 
 def _fingerprint_images(manifest: dict, folder: Path, workers, out) -> dict:
@@ -193,14 +218,14 @@ def _recall_table(copies: list[dict], out) -> dict:
     return rows
 
 
-def _false_positive_rate(unrelated: list[dict], out) -> dict:
+def _false_positive_rate(unrelated: list[dict], out, label: str = "source x unrelated") -> dict:
     false = [p for p in unrelated if p["matched"]]
     plain = sum(p["plain"] for p in unrelated)
     rate = len(false) / len(unrelated)
     flag = "" if rate <= FPR_TARGET else "  > target"
     confirmed = sum(p["thumbs"] is not None for p in false)
     out(
-        f"false positives: {len(false)} of {len(unrelated)} source x unrelated pairs = "
+        f"false positives: {len(false)} of {len(unrelated)} {label} pairs = "
         f"{rate:.4%}{flag} ({confirmed} confirmed by thumbnails; plain PDQ: {plain} = "
         f"{plain / len(unrelated):.4%})"
     )
@@ -246,6 +271,84 @@ def _low_quality_sweep(copies: list[dict], unrelated: list[dict], out) -> dict:
         out(f"  {distance:>2}: recall {recall:.3f}, false positives {false}")
     out("")
     return sweep
+
+
+def hard_scores(entries: list[dict], prints: dict, sources: dict, dihedral: dict, out) -> dict:
+    """The hard edits and hard negatives (entries of the set "hard") against the sources."""
+    copies = [e for e in entries if e["transform"] != "hard-negative"]
+    pairs = defaultdict(list)
+    for e in entries:
+        if e["transform"] == "hard-negative":
+            pairs[e["group"]].append(e)
+    negatives = [e["file"] for pair in pairs.values() for e in pair]
+    out(
+        f"HARD IMAGES (issue 8): {len(copies)} hard-edited copies of {len(sources)} sources, "
+        f"{len(pairs)} hard negative pairs; target: our matcher's recall >= {HARD_TARGET}; "
+        "false positives of unrelated pairs both ways round (hard copies: as the query)"
+    )
+    scored = [
+        _copy_pair(e, prints[e["file"]], prints[sources[e["group"]]], dihedral[e["group"]])
+        for e in copies
+    ]
+    against = {
+        "hard negative a x b": [
+            _unrelated_pair(prints[a["file"]], prints[b["file"]], (a["file"], b["file"]))
+            for pair in pairs.values()
+            for a in pair
+            for b in pair
+            if a is not b
+        ],
+        "source x hard negative": [
+            _unrelated_pair(prints[x], prints[y], (x, y))
+            for s in sources.values()
+            for h in negatives
+            for x, y in ((s, h), (h, s))
+        ],
+        "hard copy x other source": [
+            _unrelated_pair(prints[e["file"]], prints[s], (e["file"], s))
+            for e in copies
+            for group, s in sources.items()
+            if group != e["group"]
+        ],
+    }
+    return {
+        "edits": _hard_recall_table(scored, out),
+        "false_positives": _hard_false_positives(against, pairs, out),
+    }
+
+
+def _hard_recall_table(copies: list[dict], out) -> dict:
+    out(f"{'hard edit':<18}{'plain PDQ':>10}{'matcher':>9}{'copies':>8}")
+    rows = {}
+    for transform in hard_edits.HARD_TRANSFORMS:
+        pairs = [p for p in copies if p["transform"] == transform]
+        rows[transform] = row = {
+            "plain_pdq": _share(pairs, "plain"),
+            "recall": _share(pairs, "matched"),
+            "copies": len(pairs),
+        }
+        flag = "" if row["recall"] >= HARD_TARGET else "  < target"
+        out(f"{transform:<18}{row['plain_pdq']:>10.3f}{row['recall']:>9.3f}{len(pairs):>8}{flag}")
+    return rows
+
+
+def _hard_false_positives(against: dict, pairs: dict, out) -> dict:
+    figures = {}
+    for label, unrelated in against.items():
+        figures[label] = rates = _false_positive_rate(unrelated, out, label)
+        rates["false_positives"] = sum(p["matched"] for p in unrelated)
+        rates["plain_false_positives"] = sum(p["plain"] for p in unrelated)
+    # The pairs by kind of negative: which kind of look-alike fools the matcher.
+    kind = {e["file"]: e["negative"] for pair in pairs.values() for e in pair}
+    by_kind = {what: {"false_positives": 0, "pairs": 0} for what in hard_edits.HARD_NEGATIVES}
+    for pair in against["hard negative a x b"]:
+        row = by_kind[kind[pair["files"][0]]]
+        row["false_positives"] += pair["matched"]
+        row["pairs"] += 1
+    counts = (f"{what} {row['false_positives']}/{row['pairs']}" for what, row in by_kind.items())
+    out("  hard pairs matched, by kind: " + ", ".join(counts) + "\n")
+    figures["hard pairs by kind"] = by_kind
+    return figures
 
 
 def _pdqhash_dihedral(path: Path) -> list[bytes]:
@@ -386,6 +489,7 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=dataset.DEFAULT_FOLDER)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=None, help="processes (default: CPUs)")
+    parser.add_argument("--no-hard", action="store_true", help="skip the hard set (issue 8)")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = parser.parse_args()
     figures = run(
@@ -394,6 +498,7 @@ def main() -> None:
         folder=args.folder,
         seed=args.seed,
         workers=args.workers,
+        hard=not args.no_hard,
     )
     if args.json:
         print(json.dumps(figures, indent=1, default=str))

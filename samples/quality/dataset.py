@@ -6,6 +6,11 @@ writes into the folder
 - `images/<group>-<transform>.<ext>`: source pictures (photo-like, cartoons, text-heavy
   ads and screenshots, flat pictures with a low PDQ quality), one copy per IMAGE_TRANSFORMS
   entry, and unrelated negatives (`neg-<n>`, drawn from other seeds);
+- unless `hard=False`, the hard set of issue 8 (samples/quality/hard_edits.py): one copy of
+  each source per HARD_TRANSFORMS entry (cropped, bordered, captioned, rotated), and as many
+  hard negative pairs `hneg-<n>-a`, `hneg-<n>-b` as sources (other regions of one picture,
+  unrelated pictures sharing a border, caption bar or letterbox); their manifest entries
+  have "set": "hard", the pairs also "negative": the kind of negative;
 - `manifest.json`: every image file with its group, kind and transform, and every text:
   sources (spam, abuse, contraband offers, ordinary comments), one edit per TEXT_EDITS entry
   that applies to it, and benign texts on the same topics as negatives.
@@ -27,6 +32,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from audit import demo
+from samples.quality import hard_edits
 
 DEFAULT_FOLDER = Path(tempfile.gettempdir()) / "mc-quality"
 
@@ -538,6 +544,7 @@ def generate(
     texts: int = 200,
     seed: int = 0,
     workers: int | None = None,
+    hard: bool = True,
 ) -> dict:
     """Write the set into `folder` (replacing an earlier one) and return its manifest.
 
@@ -547,8 +554,10 @@ def generate(
     image_folder.mkdir(parents=True, exist_ok=True)
     for old in image_folder.iterdir():
         old.unlink()
-    jobs = [(image_folder, seed, "source", n) for n in range(images)]
-    jobs += [(image_folder, seed, "negative", n) for n in range(images)]
+    jobs = [(image_folder, seed, "source", n, hard) for n in range(images)]
+    jobs += [(image_folder, seed, "negative", n, hard) for n in range(images)]
+    if hard:
+        jobs += [(image_folder, seed, "hard-negative", n, hard) for n in range(images)]
     if workers == 1:
         written = list(map(_write_images, jobs))
     else:
@@ -565,14 +574,29 @@ def generate(
     return manifest
 
 
-def _write_images(job: tuple[Path, int, str, int]) -> list[dict]:
-    image_folder, seed, role, number = job
-    files = image_group(seed, number) if role == "source" else [negative_image(seed, number)]
-    entries = []
-    for name, kind, transform, data in files:
-        (image_folder / name).write_bytes(data)
-        group = "negative" if transform == "negative" else name.split("-")[0]
-        entries.append(
-            {"file": f"images/{name}", "group": group, "kind": kind, "transform": transform}
-        )
+def _write_images(job: tuple[Path, int, str, int, bool]) -> list[dict]:
+    image_folder, seed, role, number, hard = job
+    if role == "hard-negative":
+        pair = hard_edits.hard_negative_files(seed, number)
+        group = f"hneg-{number:04d}"
+        return [
+            _write(image_folder, name, data, group, kind, role, set="hard", negative=what)
+            for name, kind, what, data in pair
+        ]
+    if role == "negative":
+        name, kind, transform, data = negative_image(seed, number)
+        return [_write(image_folder, name, data, "negative", kind, transform)]
+    files = image_group(seed, number)
+    group, (_, kind, _, source) = f"{number:04d}", files[0]
+    entries = [_write(image_folder, name, data, group, kind, t) for name, _, t, data in files]
+    if hard:
+        entries += [
+            _write(image_folder, name, data, group, kind, t, set="hard")
+            for name, _, t, data in hard_edits.hard_copies(seed, number, kind, source)
+        ]
     return entries
+
+
+def _write(folder: Path, name: str, data: bytes, group: str, kind: str, transform: str, **more):
+    (folder / name).write_bytes(data)
+    return {"file": f"images/{name}", "group": group, "kind": kind, "transform": transform, **more}
