@@ -38,6 +38,41 @@ class Match:
     matched_by: str  # "exact", "pdq", "flip-h", "text", "text-near", "video-file", ...
 
 
+# How each way of matching reads to a reviewer (the detail page's "why"): "{bits}" is the
+# distance of the Match.
+_FORM_NAMES = {
+    "flip-h": "flipped left to right",
+    "flip-v": "flipped upside down",
+    "rot90": "turned a quarter",
+    "rot180": "turned upside down",
+    "rot270": "turned three quarters",
+    "transpose": "flipped along its diagonal",
+    "transverse": "flipped along its other diagonal",
+}
+_REASONS = {
+    "exact": "the same picture: identical pixels, whatever the file format",
+    "pdq": "a near copy: PDQ hashes {bits} of 256 bits apart",
+    "layout": "a near copy of a flat picture: layout codes {bits} bits apart, thumbnails agree",
+    "text": "the same text once normalized (case, look-alike letters, spacing, invisible "
+    "characters)",
+    "text-near": "a near-duplicate text: most of its character shingles are shared (MinHash)",
+    "video-file": "the same video file",
+    "video-frames": "a copy of the video: at least half its frames match, the closest "
+    "{bits} of 256 bits apart",
+}
+
+
+def match_reason(matched_by: str, distance: int) -> str:
+    """Why two items matched, in words, from a Match's (or a DecisionTarget's) fields."""
+    if matched_by in _FORM_NAMES:
+        return (
+            f"a {_FORM_NAMES[matched_by]} copy: its PDQ hash is {distance} of 256 bits from "
+            f"that form's"
+        )
+    reason = _REASONS.get(matched_by)
+    return reason.format(bits=distance) if reason else matched_by
+
+
 def key_of(digest: bytes | str) -> int:
     """A signed 64-bit key (a PostgreSQL bigint) from the front of a hash."""
     raw = bytes.fromhex(digest) if isinstance(digest, str) else digest

@@ -234,6 +234,8 @@ def test_the_detail_page_shows_what_a_decision_will_reach_and_what_it_reached(
     before = client.get("/audit/items/t0/").content.decode()
     assert 'id="similar"' in before and "/audit/items/t1/" in before
     assert "/audit/items/t2/" not in before
+    assert "a near-duplicate text: most of its character shingles are shared" in before
     decide(run_on_commit, rita, ["t0"])
     after = client.get("/audit/items/t0/").content.decode()
     assert 'id="touched"' in after and "text-near" in after
+    assert after.count("a near-duplicate text: most of its character shingles") == 2

@@ -165,3 +165,19 @@ def test_flat_pictures_stored_after_the_layout_index_loaded_are_found():
     own = [code for _, code in fingerprints.layout_codes(thumb)]
     hits = matching._layout_index(store).search_many(own, 0, fresh=True)
     assert all((later.id, 0) in found for found in hits)
+
+
+@pytest.mark.parametrize(
+    ("matched_by", "distance", "words"),
+    [
+        ("exact", 0, "identical pixels"),
+        ("pdq", 12, "PDQ hashes 12 of 256 bits apart"),
+        ("flip-h", 7, "a flipped left to right copy: its PDQ hash is 7 of 256 bits"),
+        ("rot90", 3, "turned a quarter"),
+        ("layout", 5, "layout codes 5 bits apart, thumbnails agree"),
+        ("video-frames", 9, "the closest 9 of 256 bits apart"),
+        ("something-new", 1, "something-new"),  # a way unknown to the page is shown as it is
+    ],
+)
+def test_each_way_of_matching_reads_as_words(matched_by, distance, words):
+    assert words in matching.match_reason(matched_by, distance)
