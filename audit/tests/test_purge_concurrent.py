@@ -4,10 +4,12 @@ results meanwhile; a detach left pending by an interrupted run; ingest meeting a
 no partition yet."""
 
 import threading
+from datetime import timedelta
 
 import psycopg
 import pytest
 from django.db import OperationalError, connection, connections
+from django.utils import timezone
 
 from audit import partitions, services
 from audit.models import DecisionItem, PurgeStatus, Result, ResultScene, ResultStub
@@ -134,3 +136,38 @@ def test_a_detach_left_pending_by_an_interrupted_run_is_finalized_by_the_next(ot
     assert not Result.objects.exists() and not ResultScene.objects.exists()
     assert DecisionItem.objects.get(decision=decision).result_id is None
     assert ResultStub.objects.count() == 2  # 410 for both
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "missing", [("audit_result", "audit_resultscene", "audit_resultstub"), ("audit_resultstub",)]
+)
+def test_a_result_whose_day_has_no_partition_yet_is_ingested(postgresql, missing):
+    # Beat stopped for longer than the days made ahead: today has no partition (of every
+    # table, or of one only).
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT (statement_timestamp() AT TIME ZONE 'UTC')::date")
+        today = cursor.fetchone()[0]
+        for table in missing:
+            for day in (today, today + timedelta(days=1)):
+                cursor.execute(f"DROP TABLE IF EXISTS {partitions.partition_name(table, day)}")
+
+    stored = services.results_ingest(media_type="text", biz_type="default", items=[TEXT_ITEM])
+
+    result = Result.objects.get(id=stored[0].result.id)
+    assert partitions.day_of_id(result.id) == today
+    assert ResultScene.objects.filter(result=result).count() == 1
+    assert ResultStub.objects.filter(result_id=result.id).exists()
+    for table in missing:
+        assert partition_exists(partitions.partition_name(table, today))
+
+
+@pytest.mark.django_db
+def test_ingest_retries_only_for_a_missing_partition(postgresql):
+    from django.db import IntegrityError
+
+    # A scene row without a label: NOT NULL, not a missing partition.
+    item = dict(TEXT_ITEM, results=[dict(TEXT_ITEM["results"][0], label=None)])
+    with pytest.raises(IntegrityError):
+        services.results_ingest(media_type="text", biz_type="default", items=[item])
+    assert not Result.objects.filter(created_at__gte=timezone.now() - timedelta(minutes=1)).exists()
