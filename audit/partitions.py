@@ -248,8 +248,8 @@ def drop_detached(cursor) -> list[str]:
 
 
 def drop_day(cursor, day: date, specs: list[PartitionedTable] | None = None) -> None:
-    """Detach and drop (tests and benchmarks; the purge clears the links to the day's results
-    in between)."""
+    """Detach and drop (tests and benchmarks; the purge also clears the links to the day's
+    results)."""
     detach_day(cursor, day, specs)
     drop_detached(cursor)
 
