@@ -3,9 +3,9 @@
 On PostgreSQL a day whose results have all expired is removed by detaching its partitions
 CONCURRENTLY, then dropping them (audit.partitions): the Audit page and ingest never wait for
 it. Whatever else has expired (the legacy partition, a day that still holds a later-expiring
-row, every row on SQLite) is deleted in batches. Decisions, sample libraries
-and policy history are other tables and stay; decisions keep the task ids and verdicts and
-lose only the link to the result. Result stubs (for 410 Gone) go RESULT_STUB_DAYS later.
+row, every row on SQLite) is deleted in batches. Decisions, sample libraries and policy
+history are other tables and stay; decisions keep the task ids and verdicts and lose only the
+link to the result. Result stubs (for 410 Gone) go RESULT_STUB_DAYS later.
 
 One run at a time (audit.locks); each run is recorded (PurgeRun) for the admin.
 """
