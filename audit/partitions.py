@@ -7,8 +7,12 @@ to a result (scenes, fingerprints, its stub) are partitioned by `result_id` on t
 bounds. Purging a day then drops one partition of each table: no DELETE, no VACUUM, next to
 no WAL. Ids stay below 2**53, so JavaScript reads them exactly.
 
-Rows whose id falls outside every day partition (ids given explicitly, rows stored before the
-store was partitioned) land in a DEFAULT partition, which the purge empties row by row.
+Ids below the first day (day 0, 1970-01-01: rows stored before the store was partitioned, ids
+given explicitly) sit in a "legacy" range partition, which the purge empties row by row. There
+is no DEFAULT partition: PostgreSQL cannot detach a partition CONCURRENTLY while one exists, and
+a plain DETACH makes every query on the store wait for it. So a row of a day that has no
+partition yet is refused ("no partition of relation ... found for row"): the purge job creates
+PARTITIONS_AHEAD days ahead, and ingest creates a missing day and retries.
 
 SQLite has none of this: the same tables are plain, and the purge deletes in batches.
 """
@@ -18,6 +22,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+
+from django.db import transaction
 
 DAY_BITS = 36  # 68.7 billion rows a day before two could share an id
 EPOCH = date(1970, 1, 1)
@@ -71,8 +77,16 @@ def partition_name(table: str, day: date) -> str:
     return f"{table}_p{day:%Y%m%d}"
 
 
+def legacy_name(table: str) -> str:
+    return f"{table}_legacy"
+
+
 def default_name(table: str) -> str:
+    """The DEFAULT partition migration 0007 made (0009 replaces it)."""
     return f"{table}_default"
+
+
+LEGACY_HIGH = day_bounds(EPOCH)[1]  # the legacy partition holds every id below this
 
 
 _DAY_SUFFIX = re.compile(r"_p(\d{8})$")
@@ -97,46 +111,60 @@ def partition_days(cursor, table: str) -> list[date]:
     days = []
     for (name,) in cursor.fetchall():
         if match := _DAY_SUFFIX.search(name):
-            days.append(datetime.strptime(match.group(1), "%Y%m%d").replace(tzinfo=UTC).date())
+            days.append(_day_of_suffix(match))
     return sorted(days)
+
+
+def _day_of_suffix(match: re.Match) -> date:
+    return datetime.strptime(match.group(1), "%Y%m%d").replace(tzinfo=UTC).date()
 
 
 # Creating and dropping partitions ------------------------------------------------------------
 
 
 def ensure_day(cursor, spec: PartitionedTable, day: date) -> bool:
-    """Create the partition of `day` unless it exists; True if created.
+    """Create the partition of `day` unless it exists; True if created."""
+    return _partition_ensure(
+        cursor, spec, partition_name(spec.table, day), "FROM ({}) TO ({})".format(*day_bounds(day))
+    )
 
-    Rows of that day that sit in the DEFAULT partition (ids given explicitly) are moved into
-    it first: PostgreSQL refuses to attach a range the DEFAULT partition has rows of.
-    """
-    name = partition_name(spec.table, day)
-    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [quote(name)])
-    if cursor.fetchone()[0]:
-        return False
-    low, high = day_bounds(day)
-    table, default, key = quote(spec.table), quote(default_name(spec.table)), quote(spec.key)
-    cursor.execute(
-        f"SELECT EXISTS (SELECT 1 FROM {default} WHERE {key} >= %s AND {key} < %s)",  # noqa: S608
-        [low, high],
+
+def legacy_ensure(cursor, spec: PartitionedTable) -> bool:
+    return _partition_ensure(
+        cursor, spec, legacy_name(spec.table), f"FROM (MINVALUE) TO ({LEGACY_HIGH})"
     )
-    if not cursor.fetchone()[0]:
+
+
+def _partition_ensure(cursor, spec: PartitionedTable, name: str, bounds: str) -> bool:
+    with transaction.atomic(using=cursor.db.alias):
+        # Two sessions making the same day (ingest's retry, the job) wait for each other
+        # instead of failing on the second CREATE.
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('audit.partitions'))")
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [quote(name)])
+        if cursor.fetchone()[0]:
+            return False
+        # CREATE TABLE ... PARTITION OF would take an ACCESS EXCLUSIVE lock on the parent (every
+        # query on the store waits); ATTACH takes SHARE UPDATE EXCLUSIVE, which reads and
+        # writes pass, and checks the new table's rows: there are none.
+        table = quote(spec.table)
         cursor.execute(
-            f"CREATE TABLE {quote(name)} PARTITION OF {table} FOR VALUES FROM ({low}) TO ({high})"
+            f"CREATE TABLE {quote(name)} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
         )
-        return True
-    cursor.execute(
-        f"CREATE TABLE {quote(name)} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
-    )
-    cursor.execute(
-        f"WITH moved AS (DELETE FROM {default} WHERE {key} >= %s AND {key} < %s "  # noqa: S608
-        f"RETURNING *) INSERT INTO {quote(name)} SELECT * FROM moved",
-        [low, high],
-    )
-    cursor.execute(
-        f"ALTER TABLE {table} ATTACH PARTITION {quote(name)} FOR VALUES FROM ({low}) TO ({high})"
-    )
+        cursor.execute(f"ALTER TABLE {table} ATTACH PARTITION {quote(name)} FOR VALUES {bounds}")
     return True
+
+
+def ensure_today(cursor) -> int:
+    """Partitions for the database's current day and the next (a statement near midnight)."""
+    cursor.execute("SELECT (statement_timestamp() AT TIME ZONE 'UTC')::date")
+    today = cursor.fetchone()[0]
+    return ensure_days(cursor, today, today + timedelta(days=1))
+
+
+def is_missing_partition(error: Exception) -> bool:
+    """True if `error` is PostgreSQL refusing a row that no partition takes."""
+    cause = error.__cause__
+    return getattr(cause, "sqlstate", None) == "23514" and "no partition of relation" in str(cause)
 
 
 def ensure_days(cursor, first: date, last: date) -> int:
@@ -151,12 +179,18 @@ def ensure_days(cursor, first: date, last: date) -> int:
 
 
 def detach_day(cursor, day: date, specs: list[PartitionedTable] | None = None) -> None:
-    """Detach the partitions of `day` from the given tables (all by default): a catalog
-    change that holds the parent tables' exclusive lock only for an instant. The caller
-    checked the day is past its retention; `drop_detached` then removes the tables, whose
-    files are unlinked at that commit without the parents being locked."""
-    # Deferred foreign-key checks queued in this transaction would block ALTER TABLE.
-    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    """Detach the partitions of `day` from the given tables (all by default); the caller
+    checked the day is past its retention. `drop_detached` then removes the tables.
+
+    Outside a transaction it detaches CONCURRENTLY: the parent tables take only a SHARE UPDATE
+    EXCLUSIVE lock, so reads and inserts go on, and the command waits for the queries that
+    already see the partition. Interrupted, it leaves the partition "detach pending", which
+    `finalize_detaches` completes. Inside a transaction (tests) it falls back to a plain
+    DETACH, which holds an ACCESS EXCLUSIVE lock on the parent until the commit."""
+    concurrently = not cursor.db.in_atomic_block
+    if not concurrently:
+        # Deferred foreign-key checks queued in this transaction would block ALTER TABLE.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     for spec in specs or partitioned_tables():
         name = partition_name(spec.table, day)
         cursor.execute(
@@ -164,13 +198,34 @@ def detach_day(cursor, day: date, specs: list[PartitionedTable] | None = None) -
             [quote(name)],
         )
         if cursor.fetchone()[0]:
-            cursor.execute(f"ALTER TABLE {quote(spec.table)} DETACH PARTITION {quote(name)}")
+            cursor.execute(
+                f"ALTER TABLE {quote(spec.table)} DETACH PARTITION {quote(name)}"
+                + (" CONCURRENTLY" if concurrently else "")
+            )
 
 
-def drop_detached(cursor) -> list[str]:
-    """Drop day tables that are no partition any more (detached by `detach_day`, also by a
-    run that stopped in between)."""
-    dropped = []
+def finalize_detaches(cursor) -> list[str]:
+    """Complete the detaches an interrupted DETACH ... CONCURRENTLY left pending (while one is
+    pending, no other partition of that table can be detached concurrently)."""
+    finalized = []
+    for spec in partitioned_tables():
+        cursor.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = to_regclass(%s) AND i.inhdetachpending",
+            [quote(spec.table)],
+        )
+        for (name,) in cursor.fetchall():
+            cursor.execute(
+                f"ALTER TABLE {quote(spec.table)} DETACH PARTITION {quote(name)} FINALIZE"
+            )
+            finalized.append(name)
+    return finalized
+
+
+def detached_days(cursor) -> list[tuple[PartitionedTable, date, str]]:
+    """Day tables that are no partition any more (detached by `detach_day`, also by a run that
+    stopped before dropping them): (table spec, day, table name)."""
+    found = []
     for spec in partitioned_tables():
         cursor.execute(
             "SELECT c.relname FROM pg_class c WHERE c.relname LIKE %s AND c.relkind = 'r' "
@@ -178,14 +233,23 @@ def drop_detached(cursor) -> list[str]:
             [spec.table.replace("_", r"\_") + r"\_p%"],
         )
         for (name,) in cursor.fetchall():
-            if _DAY_SUFFIX.search(name):
-                cursor.execute(f"DROP TABLE {quote(name)}")
-                dropped.append(name)
+            if match := _DAY_SUFFIX.search(name):
+                found.append((spec, _day_of_suffix(match), name))
+    return found
+
+
+def drop_detached(cursor) -> list[str]:
+    """Drop every detached day table (see `detached_days`)."""
+    dropped = []
+    for _, _, name in detached_days(cursor):
+        cursor.execute(f"DROP TABLE {quote(name)}")
+        dropped.append(name)
     return dropped
 
 
 def drop_day(cursor, day: date, specs: list[PartitionedTable] | None = None) -> None:
-    """Detach and drop in one transaction (tests and benchmarks; the purge uses two)."""
+    """Detach and drop (tests and benchmarks; the purge also clears the links to the day's
+    results)."""
     detach_day(cursor, day, specs)
     drop_detached(cursor)
 
@@ -195,8 +259,8 @@ def drop_day(cursor, day: date, specs: list[PartitionedTable] | None = None) -> 
 
 def partition_existing(cursor, spec: PartitionedTable, days: list[date]) -> None:
     """Rebuild `spec.table` as a range-partitioned table with the same columns, defaults,
-    checks, indexes (same names, so later migrations find them) and foreign keys, a DEFAULT
-    partition and one per day in `days`; its rows are copied over.
+    checks, indexes (same names, so later migrations find them) and foreign keys, the legacy
+    partition and one per day in `days` or in its rows; its rows are copied over.
 
     Foreign keys that point at the table must have been removed before (PostgreSQL cannot
     reference a day-partitioned table cheaply enough to drop a day).
@@ -259,11 +323,61 @@ def partition_existing(cursor, spec: PartitionedTable, days: list[date]) -> None
         cursor.execute(definition)
     for name, definition in foreign_keys:
         cursor.execute(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
-    cursor.execute(f"CREATE TABLE {quote(default_name(table))} PARTITION OF {quote(table)} DEFAULT")
-    for day in days:
+    legacy_ensure(cursor, spec)
+    for day in sorted(set(days) | set(_days_in(cursor, old, spec.key))):
         ensure_day(cursor, spec, day)
     cursor.execute(f"INSERT INTO {quote(table)} SELECT * FROM {quote(old)}")  # noqa: S608
     cursor.execute(f"DROP TABLE {quote(old)}")
+
+
+def _days_in(cursor, table: str, key: str) -> list[date]:
+    """The days of the day-carrying ids in `table` (ids below LEGACY_HIGH carry none)."""
+    cursor.execute(
+        f"SELECT DISTINCT {quote(key)} >> {DAY_BITS} FROM {quote(table)} "  # noqa: S608
+        f"WHERE {quote(key)} >= %s",
+        [LEGACY_HIGH],
+    )
+    return [EPOCH + timedelta(days=number) for (number,) in cursor.fetchall()]
+
+
+def default_replace(cursor) -> None:
+    """Migration 0009: the DEFAULT partitions become the legacy range partitions; their rows
+    move to the legacy partition or to a partition of their day (made if missing)."""
+    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # deferred checks would block the DROP
+    specs = partitioned_tables()
+    olds = {}
+    for spec in specs:
+        default = default_name(spec.table)
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [quote(default)])
+        if cursor.fetchone()[0]:
+            cursor.execute(f"ALTER TABLE {quote(spec.table)} DETACH PARTITION {quote(default)}")
+            olds[spec.table] = default
+        legacy_ensure(cursor, spec)
+    days = {
+        day
+        for spec in specs
+        if spec.table in olds
+        for day in _days_in(cursor, olds[spec.table], spec.key)
+    }
+    for day in sorted(days):
+        for spec in specs:  # every table, so a result's rows have a place like the result
+            ensure_day(cursor, spec, day)
+    for table, old in olds.items():
+        cursor.execute(f"INSERT INTO {quote(table)} SELECT * FROM {quote(old)}")  # noqa: S608
+        cursor.execute(f"DROP TABLE {quote(old)}")
+
+
+def default_restore(cursor) -> None:
+    """Migration 0009 reversed: the legacy partitions' rows go back to DEFAULT partitions
+    (the day partitions stay)."""
+    for spec in partitioned_tables():
+        table, legacy = quote(spec.table), quote(legacy_name(spec.table))
+        cursor.execute(f"ALTER TABLE {table} DETACH PARTITION {legacy}")
+        cursor.execute(
+            f"CREATE TABLE {quote(default_name(spec.table))} PARTITION OF {table} DEFAULT"
+        )
+        cursor.execute(f"INSERT INTO {table} SELECT * FROM {legacy}")  # noqa: S608
+        cursor.execute(f"DROP TABLE {legacy}")
 
 
 def quote(name: str) -> str:

@@ -8,10 +8,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from audit import tasks
+from audit import partitions, tasks
 from audit.models import (
     SUGGESTION_SEVERITY,
     FetchStatus,
@@ -71,9 +71,7 @@ def results_ingest(*, media_type: str, biz_type: str, items: list[dict]) -> list
                     saved_files.append(row.file.name)
                 new_rows.append(row)
                 outcomes.append(row)
-            Result.objects.bulk_create(new_rows)
-            _scenes_insert(new_rows)
-            ResultStub.objects.bulk_create(stub_of(row) for row in new_rows)
+            _rows_insert(new_rows)
             to_fetch = [row.id for row in new_rows if row.fetch_status == FetchStatus.PENDING]
             # Texts and inline images have their content now (fetched media get fingerprints
             # after the fetch): hashing is the worker's job, not the request's.
@@ -89,6 +87,30 @@ def results_ingest(*, media_type: str, biz_type: str, items: list[dict]) -> list
             default_storage.delete(name)
         raise
     return [o if isinstance(o, Ingested) else Ingested(o, created=True) for o in outcomes]
+
+
+def _rows_insert(results: list[Result]) -> None:
+    """The results with their scene rows and stubs. On PostgreSQL a day whose partitions do
+    not exist yet (beat stopped for longer than the job makes days ahead) is created, once,
+    and the rows are inserted again: a request is never refused for want of a partition."""
+    try:
+        with transaction.atomic():
+            _rows_insert_once(results)
+    except IntegrityError as error:
+        if not partitions.is_missing_partition(error):
+            raise
+        logger.warning("ingest: creating today's partitions, which the purge job should have made")
+        for row in results:
+            row.id = None  # the database gives the ids again
+        with transaction.atomic(), connection.cursor() as cursor:
+            partitions.ensure_today(cursor)
+            _rows_insert_once(results)
+
+
+def _rows_insert_once(results: list[Result]) -> None:
+    Result.objects.bulk_create(results)
+    _scenes_insert(results)
+    ResultStub.objects.bulk_create(stub_of(row) for row in results)
 
 
 def stub_of(result: Result) -> ResultStub:

@@ -1,10 +1,11 @@
 """Retention: results leave the store once they expire (RESULT_RETENTION_DAYS after arriving).
 
-On PostgreSQL a day whose results have all expired is removed by dropping its partitions
-(audit.partitions); whatever else has expired (the DEFAULT partition, a day that still holds
-a later-expiring row, every row on SQLite) is deleted in batches. Decisions, sample libraries
-and policy history are other tables and stay; decisions keep the task ids and verdicts and
-lose only the link to the result. Result stubs (for 410 Gone) go RESULT_STUB_DAYS later.
+On PostgreSQL a day whose results have all expired is removed by detaching its partitions
+CONCURRENTLY, then dropping them (audit.partitions): the Audit page and ingest never wait for
+it. Whatever else has expired (the legacy partition, a day that still holds a later-expiring
+row, every row on SQLite) is deleted in batches. Decisions, sample libraries and policy
+history are other tables and stay; decisions keep the task ids and verdicts and lose only the
+link to the result. Result stubs (for 410 Gone) go RESULT_STUB_DAYS later.
 
 One run at a time (audit.locks); each run is recorded (PurgeRun) for the admin.
 """
@@ -13,9 +14,10 @@ import logging
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
+from django.contrib.postgres.aggregates import ArrayAgg
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
-from django.db.models import SET_NULL
+from django.db.models import SET_NULL, Count, Q
 from django.utils import timezone
 
 from audit import partitions, thumbnails
@@ -34,9 +36,10 @@ LOCK_TTL = timedelta(hours=2)
 # Days of empty partitions kept ready, in case beat stops for a while. Not more: every query
 # on the store plans over every partition (about 0.1 ms each with a warm connection).
 PARTITIONS_AHEAD = 7
-# Detaching needs a moment's exclusive lock on the parent table; rather than queue the Audit
-# page behind a long query, give up on this day and try again next run.
-DROP_LOCK_TIMEOUT = "2s"
+# DETACH ... CONCURRENTLY waits for the queries that already see the partition (nobody waits
+# for it). A query running this long is stuck: stop, the partition stays "detach pending" and
+# the next run finalizes it.
+DETACH_TIMEOUT = "5min"
 OWN_MEDIA = "results/"  # where ingest stores a result's media (demo rows share demo/ files)
 
 
@@ -86,8 +89,8 @@ def _finish(run: PurgeRun, status: str) -> PurgeRun:
 
 def _purge_partitions(run: PurgeRun, now: datetime) -> None:
     today = now.date()
-    with transaction.atomic(), connection.cursor() as cursor:
-        partitions.drop_detached(cursor)  # left by a run that stopped between its two steps
+    _drop_detached()  # left by a run that stopped between detaching and dropping
+    with connection.cursor() as cursor:
         days = [d for d in partitions.partition_days(cursor, Result._meta.db_table) if d < today]
     retention = timedelta(days=settings.RESULT_RETENTION_DAYS)
     for day in days:
@@ -113,30 +116,49 @@ def _day_expired(day: date, now: datetime) -> bool:
 
 def _drop_day(day: date) -> tuple[int, int]:
     low, high = partitions.day_bounds(day)
-    in_day = Result.objects.filter(id__gte=low, id__lt=high)
-    files = _delete_files(in_day.filter(file__startswith=OWN_MEDIA).values_list("file", flat=True))
-    count = in_day.count()  # nothing adds to a day past its retention
+    with transaction.atomic(), connection.cursor() as cursor:
+        # One scan of the day, on one core: a parallel scan would take both cores of a small
+        # server from the Audit page for its duration.
+        cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        day_rows = Result.objects.filter(id__gte=low, id__lt=high).aggregate(
+            count=Count("id"),
+            files=ArrayAgg("file", filter=Q(file__startswith=OWN_MEDIA), default=[]),
+        )
+    files = _delete_files(day_rows["files"])
     specs = [s for s in partitions.partitioned_tables() if s.table != ResultStub._meta.db_table]
-    _detach_and_drop(day, specs, unlink_referrers=True)
-    return count, files
+    _detach_and_drop(day, specs)
+    return day_rows["count"], files  # nothing adds to a day past its retention
 
 
-def _detach_and_drop(day: date, specs: list, unlink_referrers: bool = False) -> None:
-    """Detach the day's partitions in one transaction (clearing the links that outlive its
-    results with it), then drop them in another: detaching holds an exclusive lock on the
-    parent tables until its commit, dropping unlinks the files, and no page should wait for
-    that."""
-    low, high = partitions.day_bounds(day)
-    with transaction.atomic(), connection.cursor() as cursor:
-        if unlink_referrers:
-            for model, field in _referrers():
-                model.objects.filter(**{f"{field}__gte": low, f"{field}__lt": high}).update(
-                    **{field: None}
-                )
-        cursor.execute(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'")
-        partitions.detach_day(cursor, day, specs)
-    with transaction.atomic(), connection.cursor() as cursor:
-        partitions.drop_detached(cursor)
+def _detach_and_drop(day: date, specs: list) -> None:
+    with connection.cursor() as cursor:
+        if connection.in_atomic_block:
+            partitions.detach_day(cursor, day, specs)
+        else:
+            cursor.execute(f"SET lock_timeout = '{DETACH_TIMEOUT}'")
+            try:
+                partitions.detach_day(cursor, day, specs)
+            finally:
+                cursor.execute("RESET lock_timeout")
+    _drop_detached()
+
+
+def _drop_detached() -> None:
+    """Finalize pending detaches, then drop each detached day table in a transaction of its
+    own (its files are unlinked at that commit, and only that table is locked), clearing the
+    links to a result day's rows in the same transaction as its table."""
+    with connection.cursor() as cursor:
+        partitions.finalize_detaches(cursor)
+        detached = partitions.detached_days(cursor)
+    for spec, day, name in detached:
+        with transaction.atomic(), connection.cursor() as cursor:
+            if spec.day_ids:
+                low, high = partitions.day_bounds(day)
+                for model, field in _referrers():
+                    model.objects.filter(**{f"{field}__gte": low, f"{field}__lt": high}).update(
+                        **{field: None}
+                    )
+            cursor.execute(f"DROP TABLE {partitions.quote(name)}")
 
 
 def _referrers() -> list[tuple[type, str]]:
@@ -190,11 +212,11 @@ def _purge_stubs(run: PurgeRun, now: datetime, partitioned: bool) -> None:
             if _day_over(day, keep, now) and not in_day.filter(expires_at__gt=cutoff).exists():
                 run.stubs_removed += in_day.count()
                 _detach_and_drop(day, spec)
-        # Stray stubs only (ids given explicitly): stubs have no expiry index, and a scan of
-        # every partition would cost the Audit page more than these few rows are worth.
-        default = partitions.quote(partitions.default_name(stubs))
+        # Legacy stubs only (ids below the first day): stubs have no expiry index, and a scan
+        # of every partition would cost the Audit page more than these few rows are worth.
+        legacy = partitions.quote(partitions.legacy_name(stubs))
         with connection.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {default} WHERE expires_at <= %s", [cutoff])  # noqa: S608
+            cursor.execute(f"DELETE FROM {legacy} WHERE expires_at <= %s", [cutoff])  # noqa: S608
             run.stubs_removed += cursor.rowcount
         return
     while True:

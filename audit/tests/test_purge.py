@@ -251,13 +251,17 @@ def test_a_day_holding_a_later_expiring_result_is_kept_and_deleted_row_by_row(po
     assert partition_exists(partitions.partition_name("audit_result", old.created_at.date()))
 
 
-def test_rows_outside_every_day_are_purged_from_the_default_partition(postgresql):
+def test_rows_with_explicit_old_ids_are_purged_from_the_legacy_partition(postgresql):
     stray = ResultFactory(id=42, expires_at=NOW - timedelta(days=1))
+    stub_of(stray).save(force_insert=True)
+    ResultStub.objects.filter(result_id=42).update(expires_at=NOW - timedelta(days=400))
     with connection.cursor() as cursor:
         cursor.execute("SELECT tableoid::regclass::text FROM audit_result WHERE id = 42")
-        assert cursor.fetchone()[0] == "audit_result_default"
+        assert cursor.fetchone()[0] == "audit_result_legacy"
     run = services.results_purge(now=NOW)
     assert run.rows_deleted == 1 and not Result.objects.filter(id=stray.id).exists()
+    assert run.stubs_removed == 1 and not ResultStub.objects.filter(result_id=42).exists()
+    assert partition_exists("audit_result_legacy")  # emptied, never dropped
 
 
 def test_new_results_get_an_id_of_their_day(postgresql):
@@ -289,16 +293,55 @@ def test_the_coming_days_get_their_partitions(postgresql):
     assert partition_exists(partitions.partition_name("audit_result", later))
 
 
-def test_a_day_created_late_takes_its_rows_out_of_the_default_partition(postgresql):
+def test_a_row_of_a_day_without_partitions_is_refused_until_its_day_is_made(postgresql):
+    # Outside ingest nothing makes a day on the fly: the row is refused, not put aside.
+    from django.db import IntegrityError, transaction
+
     day = NOW.date() + timedelta(days=40)
     low, _ = partitions.day_bounds(day)
-    early = ResultFactory(id=low + 5)
+    with pytest.raises(IntegrityError) as refused, transaction.atomic():
+        ResultFactory(id=low + 5)
+    assert partitions.is_missing_partition(refused.value)
     with connection.cursor() as cursor:
-        assert partitions.ensure_day(cursor, partitions.partitioned_tables()[-1], day)
+        partitions.ensure_days(cursor, day, day)
+    assert ResultFactory(id=low + 5).id == low + 5
+
+
+def test_no_default_partition_is_left(postgresql):
+    with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT tableoid::regclass::text FROM audit_result WHERE id = %s", [early.id]
+            "SELECT c.relname FROM pg_partitioned_table p JOIN pg_class c "
+            "ON c.oid = p.partdefid WHERE p.partdefid <> 0"
         )
-        assert cursor.fetchone()[0] == partitions.partition_name("audit_result", day)
+        assert cursor.fetchall() == []
+    for spec in partitions.partitioned_tables():
+        assert partition_exists(partitions.legacy_name(spec.table))
+
+
+def test_the_migration_moves_the_rows_of_default_partitions_to_their_places(postgresql):
+    # A database migrated before 0009 has DEFAULT partitions, some rows in them.
+    day = NOW.date() + timedelta(days=40)
+    low, _ = partitions.day_bounds(day)
+    with connection.cursor() as cursor:
+        partitions.default_restore(cursor)
+    old, future = ResultFactory(id=42), ResultFactory(id=low + 7)
+    for result in (old, future):
+        stub_of(result).save(force_insert=True)
+        ResultScene.objects.create(
+            result=result, scene="porn", label="normal", suggestion="pass", rate=1
+        )
+    with connection.cursor() as cursor:
+        partitions.default_replace(cursor)  # 0009
+        cursor.execute(
+            "SELECT tableoid::regclass::text, count(*) FROM audit_resultscene GROUP BY 1 ORDER BY 1"
+        )
+        assert cursor.fetchall() == [
+            ("audit_resultscene_legacy", 1),
+            (partitions.partition_name("audit_resultscene", day), 1),
+        ]
+    assert set(Result.objects.values_list("id", flat=True)) == {42, low + 7}
+    assert ResultStub.objects.count() == 2
+    assert not partition_exists(partitions.default_name("audit_result"))
 
 
 # The schedule and the admin ----------------------------------------------------------------
