@@ -34,6 +34,6 @@ def _partitioned(schema_editor) -> bool:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("audit", "0008_callback_forms")]
+    dependencies = [("audit", "0010_fingerprint_kind_id")]
 
     operations = [migrations.RunPython(default_to_legacy, legacy_to_default)]
