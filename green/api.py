@@ -58,6 +58,13 @@ class GreenView(APIView):
                 403, "Forbidden.BizType", f"This AccessKey may not use bizType {biz_type!r}."
             )
 
+    def scan_request(self, request, body: dict) -> dict:
+        """The validated scan request of this view's content type, its biz type allowed."""
+        incoming = ScanSerializer(data=body, context={"media_type": self.media_type})
+        incoming.is_valid(raise_exception=True)
+        self.check_biz_type(request, incoming.validated_data["biz_type"])
+        return incoming.validated_data
+
     @staticmethod
     def answer(request, data) -> Response:
         return Response(
@@ -71,10 +78,7 @@ class ScanView(GreenView):
     @extend_schema(exclude=True)
     def post(self, request):
         body = self.body(request)
-        incoming = ScanSerializer(data=body, context={"media_type": self.media_type})
-        incoming.is_valid(raise_exception=True)
-        data = incoming.validated_data
-        self.check_biz_type(request, data["biz_type"])
+        data = self.scan_request(request, body)
         scanned = scanning.results_scan(
             media_type=self.media_type,
             biz_type=data["biz_type"],
@@ -135,10 +139,7 @@ class ImageAsyncScan(AsyncScanView):
     @extend_schema(exclude=True)
     def post(self, request):
         body = self.body(request)
-        incoming = ScanSerializer(data=body, context={"media_type": self.media_type})
-        incoming.is_valid(raise_exception=True)
-        data = incoming.validated_data
-        self.check_biz_type(request, data["biz_type"])
+        data = self.scan_request(request, body)
         url, seed = self.callback(body)
         tasks = data["tasks"]
         by_url = [t for t in tasks if "image" not in t]

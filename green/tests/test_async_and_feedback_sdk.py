@@ -25,10 +25,8 @@ from audit.tests.test_media import write_video
 from green import services
 from green import tasks as green_tasks
 from green.models import AsyncImageScan, Feedback
-from green.tests.test_scan_sdk import SCENES, png_bytes
+from green.tests.test_scan_sdk import SCENES, block_sample, png_bytes
 from moderation_console.celery import app as celery_app
-from samples import matching
-from samples import services as sample_services
 
 SPAMMY = "Visit our shop for the cheapest replica watches, free delivery today"
 
@@ -120,13 +118,7 @@ def test_a_pending_scan_nobody_polls_is_sent_again_by_the_beat_job(sdk, media_se
 
 def test_an_async_image_scan_answers_from_the_sample_libraries(sdk, media_server):
     data = png_bytes()
-    sample_services.sample_add(
-        media_type="image",
-        suggestion="block",
-        label="porn",
-        rows=matching.image_rows(data),
-        image=(data, ".png"),
-    )
+    block_sample(data)
     media_server.routes["/copy.png"] = ("image/png", data)
     celery_app.conf.task_always_eager = False
     [task] = submit_images(sdk, {"dataId": "d", "url": media_server.url("/copy.png")})

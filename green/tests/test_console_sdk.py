@@ -18,7 +18,7 @@ from audit.tests.factories import user_in
 from audit.tests.test_propagation import SPAM, SPAM_COPY
 from green import services
 from green.tests.conftest import user_with
-from green.tests.test_scan_sdk import SCENES, png_bytes
+from green.tests.test_scan_sdk import SCENES, block_sample, png_bytes
 from policies.models import Policy
 from samples import matching
 from samples import services as sample_services
@@ -118,13 +118,7 @@ def describe(api, **filters) -> list[str]:
 
 def test_describe_audit_content_by_library_and_image_sample(api, sdk, media_server):
     data = png_bytes()
-    sample, _ = sample_services.sample_add(
-        media_type="image",
-        suggestion="block",
-        label="porn",
-        rows=matching.image_rows(data),
-        image=(data, ".png"),
-    )
+    sample, _ = block_sample(data)
     media_server.routes["/copy.png"] = ("image/png", data)
     media_server.routes["/other.png"] = ("image/png", stripes_png())
     tasks = [

@@ -56,15 +56,20 @@ def test_image_scan_by_url_stores_the_result_for_review(sdk, media_server):
     )
 
 
-def test_image_scan_answers_block_customized_from_a_block_sample(sdk, media_server):
-    data = png_bytes()
-    sample_services.sample_add(
+def block_sample(data: bytes):
+    """A porn block sample of the image `data` (sample_add's answer: sample, created)."""
+    return sample_services.sample_add(
         media_type="image",
         suggestion="block",
         label="porn",
         rows=matching.image_rows(data),
         image=(data, ".png"),
     )
+
+
+def test_image_scan_answers_block_customized_from_a_block_sample(sdk, media_server):
+    data = png_bytes()
+    block_sample(data)
     media_server.routes["/copy.png"] = ("image/png", data)
     answer = sdk.call(
         ImageSyncScanRequest.ImageSyncScanRequest,
