@@ -238,11 +238,16 @@ def detached_days(cursor) -> list[tuple[PartitionedTable, date, str]]:
     return found
 
 
-def drop_detached(cursor) -> list[str]:
-    """Drop every detached day table (see `detached_days`)."""
+def drop_detached(cursor, before_drop=None) -> list[str]:
+    """Drop every detached day table (see `detached_days`), each in a transaction of its own:
+    its files are unlinked at that commit, and only that table is locked.
+    `before_drop(spec, day)` runs in the table's transaction first."""
     dropped = []
-    for _, _, name in detached_days(cursor):
-        cursor.execute(f"DROP TABLE {quote(name)}")
+    for spec, day, name in detached_days(cursor):
+        with transaction.atomic(using=cursor.db.alias):
+            if before_drop is not None:
+                before_drop(spec, day)
+            cursor.execute(f"DROP TABLE {quote(name)}")
         dropped.append(name)
     return dropped
 

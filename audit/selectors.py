@@ -131,7 +131,7 @@ def results_answered_by(sample) -> list[int]:
 def _keyword_hits(queryset: QuerySet, keyword) -> list[int]:
     """Flagged texts of `queryset` that contain `keyword` as the keyword engine matches it
     (samples.keywords: normalized text containing the normalized keyword)."""
-    from samples import fingerprints
+    from samples import fingerprints, keywords
 
     word = fingerprints.text_normalize(keyword.text)
     texts = (
@@ -140,7 +140,7 @@ def _keyword_hits(queryset: QuerySet, keyword) -> list[int]:
         .order_by("-created_at", "-id")
         .values_list("id", "text")[:KEYWORD_FILTER_LIMIT]
     )
-    return [i for i, text in texts if word and word in fingerprints.text_normalize(text)]
+    return [i for i, text in texts if keywords.keyword_in(word, fingerprints.text_normalize(text))]
 
 
 def queue_counts() -> dict[str, int]:

@@ -42,9 +42,14 @@ def polled_answer(task_id: str, result: Result | None) -> dict:
     return result_answer(result, [])
 
 
+def task_error_code(error_code: str) -> tuple[int, str]:
+    """Alibaba's code and msg for audit.scanning's error code."""
+    return TASK_ERRORS.get(error_code, DOWNLOAD_FAILED)
+
+
 def task_error(error_code: str, error: str, data_id: str) -> dict:
     """A task that could not be scanned (its media could not be fetched or read)."""
-    code, msg = TASK_ERRORS.get(error_code, DOWNLOAD_FAILED)
+    code, msg = task_error_code(error_code)
     return {"code": code, "msg": f"{msg}: {error}", "dataId": data_id}
 
 

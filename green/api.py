@@ -282,7 +282,7 @@ class FeedbackView(GreenView):
             items=[{"data_id": data.get("data_id", ""), **content}],
         )
         if scanned.result is None:
-            code, msg = answers.TASK_ERRORS.get(scanned.error_code, answers.DOWNLOAD_FAILED)
+            code, msg = answers.task_error_code(scanned.error_code)
             raise GreenError(code, msg, f"{msg}: {scanned.error}")
         return scanned.result
 

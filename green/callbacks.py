@@ -84,16 +84,7 @@ def scan_callbacks_ready(*, result_id: int) -> list[int]:
 def scan_failed_callback_create(*, task_id: str, url: str, seed: str, content: dict) -> list[int]:
     """The scan callback of an async image task whose image could not be fetched or read: no
     result was stored, so the delivery names only its task id."""
-    now = timezone.now()
-    delivery = CallbackDelivery(
-        task_id=task_id,
-        form=CallbackForm.ALIBABA,
-        event=CallbackEvent.SCAN,
-        url=url,
-        body=alibaba_body(uid=settings.GREEN_CALLBACK_UID, seed=seed, content=content),
-        next_attempt_at=now,
-        created_at=now,
-    )
+    delivery = _delivery(None, task_id, url, seed, content, event=CallbackEvent.SCAN, decision=None)
     return outbox.deliveries_queue([delivery])
 
 
@@ -138,20 +129,28 @@ def _review_content(result: Result) -> dict:
 def _deliveries_create(rows, *, event: str, decision) -> list[int]:
     now = timezone.now()
     deliveries = [
-        CallbackDelivery(
-            result=result,
-            task_id=result.task_id,
-            decision=decision,
-            form=CallbackForm.ALIBABA,
-            event=event,
-            url=url,
-            body=alibaba_body(uid=settings.GREEN_CALLBACK_UID, seed=seed, content=content),
-            next_attempt_at=now,
-            created_at=now,
+        _delivery(
+            result, result.task_id, url, seed, content, event=event, decision=decision, now=now
         )
         for result, url, seed, content in rows
     ]
     return outbox.deliveries_queue(deliveries)
+
+
+def _delivery(result, task_id, url, seed, content, *, event, decision, now=None):
+    """An Alibaba-form delivery, due at once (`result` is None when none was stored)."""
+    now = now or timezone.now()
+    return CallbackDelivery(
+        result=result,
+        task_id=task_id,
+        decision=decision,
+        form=CallbackForm.ALIBABA,
+        event=event,
+        url=url,
+        body=alibaba_body(uid=settings.GREEN_CALLBACK_UID, seed=seed, content=content),
+        next_attempt_at=now,
+        created_at=now,
+    )
 
 
 def task_callbacks_purge(*, now=None) -> int:

@@ -26,12 +26,18 @@ def keyword_results(text: str) -> list[dict]:
     ]
 
 
+def keyword_in(word: str, normalized: str) -> bool:
+    """The engine's rule: a keyword hits a text when its normalized form (word, not empty)
+    is in the normalized text (both by fingerprints.text_normalize)."""
+    return bool(word) and word in normalized
+
+
 def _hits(text: str) -> list[Keyword]:
     normalized = fingerprints.text_normalize(text)
     return [
         keyword
         for keyword in Keyword.objects.filter(enabled=True).only("text", "label", "suggestion")
-        if (word := fingerprints.text_normalize(keyword.text)) and word in normalized
+        if keyword_in(fingerprints.text_normalize(keyword.text), normalized)
     ]
 
 

@@ -144,21 +144,19 @@ def _detach_and_drop(day: date, specs: list) -> None:
 
 
 def _drop_detached() -> None:
-    """Finalize pending detaches, then drop each detached day table in a transaction of its
-    own (its files are unlinked at that commit, and only that table is locked), clearing the
-    links to a result day's rows in the same transaction as its table."""
+    """Finalize pending detaches, then drop each detached day table, clearing the links to a
+    result day's rows in the same transaction as its table."""
     with connection.cursor() as cursor:
         partitions.finalize_detaches(cursor)
-        detached = partitions.detached_days(cursor)
-    for spec, day, name in detached:
-        with transaction.atomic(), connection.cursor() as cursor:
-            if spec.day_ids:
-                low, high = partitions.day_bounds(day)
-                for model, field in _referrers():
-                    model.objects.filter(**{f"{field}__gte": low, f"{field}__lt": high}).update(
-                        **{field: None}
-                    )
-            cursor.execute(f"DROP TABLE {partitions.quote(name)}")
+        partitions.drop_detached(cursor, before_drop=_links_clear)
+
+
+def _links_clear(spec, day: date) -> None:
+    if not spec.day_ids:
+        return
+    low, high = partitions.day_bounds(day)
+    for model, field in _referrers():
+        model.objects.filter(**{f"{field}__gte": low, f"{field}__lt": high}).update(**{field: None})
 
 
 def _referrers() -> list[tuple[type, str]]:
