@@ -12,6 +12,7 @@ One run at a time (audit.locks); each run is recorded (PurgeRun) for the admin.
 
 import logging
 from datetime import UTC, date, datetime, time, timedelta
+from time import perf_counter, sleep
 
 from django.conf import settings
 from django.contrib.postgres.aggregates import ArrayAgg
@@ -40,6 +41,12 @@ PARTITIONS_AHEAD = 7
 # for it). A query running this long is stuck: stop, the partition stays "detach pending" and
 # the next run finalizes it.
 DETACH_TIMEOUT = "5min"
+# The purge shares a small server with the reviewers: after each heavy piece of a day's removal
+# (its scan, a detach, an index or table dropped) it rests as long as the piece took,
+# so it never holds the machine for long; a day still goes in under a second.
+PACE_SHARE = 1.0  # rest / work
+PACE_FROM = 0.005  # seconds: shorter pieces don't rest
+PACE_MAX = 0.2
 OWN_MEDIA = "results/"  # where ingest stores a result's media (demo rows share demo/ files)
 
 
@@ -115,19 +122,33 @@ def _day_expired(day: date, now: datetime) -> bool:
 
 
 def _drop_day(day: date) -> tuple[int, int]:
+    count, names = _day_contents(day)
+    files = _delete_files(names)
+    specs = [s for s in partitions.partitioned_tables() if s.table != ResultStub._meta.db_table]
+    _detach_and_drop(day, specs)
+    return count, files  # nothing adds to a day past its retention
+
+
+def _day_contents(day: date) -> tuple[int, list[str]]:
+    """How many results `day` holds and the media they stored themselves. One sequential scan
+    on one core: a parallel scan would take both cores of a small server from the Audit page,
+    and slices read by index would push the page's own pages out of shared buffers (a large
+    sequential scan goes through a small ring of buffers instead)."""
     low, high = partitions.day_bounds(day)
+    started = perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
-        # One scan of the day, on one core: a parallel scan would take both cores of a small
-        # server from the Audit page for its duration.
         cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
-        day_rows = Result.objects.filter(id__gte=low, id__lt=high).aggregate(
+        rows = Result.objects.filter(id__gte=low, id__lt=high).aggregate(
             count=Count("id"),
             files=ArrayAgg("file", filter=Q(file__startswith=OWN_MEDIA), default=[]),
         )
-    files = _delete_files(day_rows["files"])
-    specs = [s for s in partitions.partitioned_tables() if s.table != ResultStub._meta.db_table]
-    _detach_and_drop(day, specs)
-    return day_rows["count"], files  # nothing adds to a day past its retention
+    _rest(perf_counter() - started)
+    return rows["count"], rows["files"]
+
+
+def _rest(seconds: float) -> None:
+    if seconds >= PACE_FROM:
+        sleep(min(seconds * PACE_SHARE, PACE_MAX))
 
 
 def _detach_and_drop(day: date, specs: list) -> None:
@@ -137,7 +158,7 @@ def _detach_and_drop(day: date, specs: list) -> None:
         else:
             cursor.execute(f"SET lock_timeout = '{DETACH_TIMEOUT}'")
             try:
-                partitions.detach_day(cursor, day, specs)
+                partitions.detach_day(cursor, day, specs, pace=_rest)
             finally:
                 cursor.execute("RESET lock_timeout")
     _drop_detached()
@@ -148,7 +169,7 @@ def _drop_detached() -> None:
     result day's rows in the same transaction as its table."""
     with connection.cursor() as cursor:
         partitions.finalize_detaches(cursor)
-        partitions.drop_detached(cursor, before_drop=_links_clear)
+        partitions.drop_detached(cursor, before_drop=_links_clear, pace=_rest)
 
 
 def _links_clear(spec, day: date) -> None:

@@ -415,3 +415,26 @@ def test_a_day_detached_by_a_run_that_stopped_is_dropped_by_the_next(postgresql)
     services.results_purge(now=NOW)
     assert not partition_exists(name)
     assert not partition_exists(partitions.partition_name("audit_result", day))
+
+
+def test_a_detached_table_goes_index_by_index_and_a_stopped_drop_is_finished(postgresql):
+    old = stored_on(9)
+    day = old.created_at.date()
+    spec = partitions.partitioned_tables()[1]  # fingerprints: three indexes and a primary key
+    name = partitions.partition_name(spec.table, day)
+    with connection.cursor() as cursor:
+        partitions.detach_day(cursor, day, [spec])
+        indexes = partitions._plain_indexes(cursor, name)
+        assert len(indexes) >= 3
+        pieces = []
+
+        def stop(spec, day):
+            raise RuntimeError("stopped before the table")
+
+        with pytest.raises(RuntimeError):
+            partitions.drop_detached(cursor, before_drop=stop, pace=pieces.append)
+        # Each index went in its own transaction (and rested after); the table is left.
+        assert partitions._plain_indexes(cursor, name) == []
+        assert len(pieces) == len(indexes) and partition_exists(name)
+    services.results_purge(now=NOW)
+    assert not partition_exists(name)
