@@ -29,6 +29,9 @@ class Scanned:
     error: str = ""
     # Why it failed, for protocols with their own codes: a FetchError's code, or "bad_media".
     error_code: str = ""
+    # Worth another attempt: the fetch timed out, could not connect or resolve, or the server
+    # answered 5xx or 429 (audit.fetch decides).
+    transient: bool = False
 
 
 def results_scan(
@@ -52,7 +55,13 @@ def results_scan(
             errors[index] = error
     stored = iter(_store(media_type, biz_type, prepared, after_store) if prepared else [])
     return [
-        Scanned(item.get("data_id", ""), None, str(errors[i]), _error_code(errors[i]))
+        Scanned(
+            item.get("data_id", ""),
+            None,
+            str(errors[i]),
+            _error_code(errors[i]),
+            transient=getattr(errors[i], "transient", False),
+        )
         if i in errors
         else Scanned(item.get("data_id", ""), next(stored))
         for i, item in enumerate(items)

@@ -19,9 +19,6 @@ from moderation_console import crypto
 # Alibaba's own look: "LTAI" and 20 letters and digits for the id, 30 for the secret.
 KEY_ID_PREFIX = "LTAI"
 _ALPHABET = string.ascii_letters + string.digits
-# Fetch failures worth another attempt (audit.fetch marks these transient; a Scanned keeps
-# only the code). A server's 5xx answer is not among them: "bad_status" also covers 4xx.
-TRANSIENT_FETCH_ERRORS = frozenset({"timeout", "dns", "connection"})
 # A pending image scan older than this is sent to the workers again when it is polled.
 IMAGE_SCAN_RESEND_AFTER = timedelta(minutes=2)
 # last_used_at is written at most this often, so a busy key is not one UPDATE per request.
@@ -191,7 +188,7 @@ def image_scan_run(*, scan_id: int) -> None:
     if scanned.result is not None:
         return
     attempts = scan.attempts + 1
-    if scanned.error_code in TRANSIENT_FETCH_ERRORS and attempts < settings.FETCH_MAX_ATTEMPTS:
+    if scanned.transient and attempts < settings.FETCH_MAX_ATTEMPTS:
         AsyncImageScan.objects.filter(id=scan.id, status=AsyncImageScanStatus.PENDING).update(
             attempts=attempts, error_code=scanned.error_code, error=scanned.error[:500]
         )

@@ -10,16 +10,18 @@ from audit.tests.processes import Workers, port_accepts, wait_for
 
 
 class MediaServer:
-    """A real HTTP server on 127.0.0.1 serving fixed bodies: path -> (content type, bytes)."""
+    """A real HTTP server on 127.0.0.1 serving fixed bodies: path -> (content type, bytes);
+    `statuses` answers a path with another status (a busy or failing server)."""
 
     def __init__(self):
         self.routes: dict[str, tuple[str, bytes]] = {}
-        routes = self.routes
+        self.statuses: dict[str, int] = {}
+        routes, statuses = self.routes, self.statuses
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - the http.server API
                 content_type, body = routes.get(self.path, ("text/plain", b""))
-                self.send_response(200 if self.path in routes else 404)
+                self.send_response(statuses.get(self.path, 200 if self.path in routes else 404))
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

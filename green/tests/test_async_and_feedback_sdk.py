@@ -262,3 +262,30 @@ def test_feedback_on_an_unknown_task_is_refused(sdk):
         sdk.call(TextFeedbackRequest.TextFeedbackRequest, {"taskId": "txt-nope", "label": "spam"})
     assert (caught.value.get_http_status(), caught.value.get_error_code()) == (404, "NotFound")
     assert not Decision.objects.exists()
+
+
+@pytest.mark.parametrize("status", [503, 429])
+def test_an_image_the_server_cannot_give_now_is_tried_again(sdk, media_server, status):
+    celery_app.conf.task_always_eager = False
+    media_server.routes["/a.png"] = ("image/png", png_bytes())
+    media_server.statuses["/a.png"] = status
+    [task] = submit_images(sdk, {"dataId": "a", "url": media_server.url("/a.png")})
+    scan = AsyncImageScan.objects.get(task_id=task["taskId"])
+    with pytest.raises(services.ImageScanRetry):
+        services.image_scan_run(scan_id=scan.id)
+    scan.refresh_from_db()
+    assert (scan.status, scan.attempts, scan.error_code) == ("pending", 1, "bad_status")
+    [pending] = poll_images(sdk, task["taskId"])
+    assert pending["code"] == 280
+    del media_server.statuses["/a.png"]  # the server is back
+    services.image_scan_run(scan_id=scan.id)
+    [done] = poll_images(sdk, task["taskId"])
+    assert done["code"] == 200 and [r["scene"] for r in done["results"]] == SCENES
+
+
+def test_an_image_that_is_not_there_fails_at_once(sdk, media_server):
+    celery_app.conf.task_always_eager = False
+    [task] = submit_images(sdk, {"dataId": "a", "url": media_server.url("/gone.png")})
+    services.image_scan_run(scan_id=AsyncImageScan.objects.get(task_id=task["taskId"]).id)
+    [failed] = poll_images(sdk, task["taskId"])
+    assert failed["code"] != 280 and AsyncImageScan.objects.get().status == "failed"
