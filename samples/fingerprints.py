@@ -8,7 +8,10 @@ Images: PDQ (Meta's 256-bit perceptual hash) of the picture and of its 7 other d
 forms, so a flipped or rotated copy matches; an 8x8 colour thumbnail, which confirms pairs a
 little beyond the PDQ distance; and for flat pictures, whose PDQ bits are noise (a blank, a
 band, a soft gradient), layout codes computed from that thumbnail, searched like PDQ and
-confirmed by it too. Texts: a normalised form that undoes the usual
+confirmed by it too. And extra PDQ hashes of cropped forms (image_crops: the picture trimmed
+of uniform borders, letterbox bars and caption bars, its central 90% and 80%, the latter
+turned a little), so a cropped, bordered or captioned copy matches: a query's forms are
+compared with the stored picture's (crop_comparison). Texts: a normalised form that undoes the usual
 filter evasions, its SHA-256, and a MinHash signature over character shingles with LSH
 band keys for the database. Videos: PDQ of one frame a second.
 
@@ -104,6 +107,37 @@ THUMB_FORMS = {
 }
 _INVERSE_FORMS = {"rot90": "rot270", "rot270": "rot90"}  # the others undo themselves
 
+# Cropped forms (issue 8). PDQ moves 10-60 bits when one side of a picture is cut by 1-2%, so
+# no fixed grid of crops covers four independent cuts: borders and bars are trimmed off at
+# the pixel, and a few central crops meet copies cut on every side. A stored picture keeps all
+# CROP_FORMS, a query searches with CROP_QUERY_FORMS; crop forms meet only each other. Each
+# is hashed from a CROP_SIZE copy (PDQ works on 64x64: a larger one only costs time).
+CROP_SIZE = 128
+CROP_FORMS = ("whole", "trim", "btrim", "c90", "c80", "c80r+3", "c80r-3")
+CROP_QUERY_FORMS = ("whole", "trim", "btrim", "c90", "c80")
+# form: (share of the picture kept about its centre, degrees turned); "whole", "trim" and
+# "btrim" are the picture, trimmed of borders and caption bars, trimmed of borders only.
+_CROP_BOXES = {"c90": (0.9, 0.0), "c80": (0.8, 0.0), "c80r+3": (0.8, 3.0), "c80r-3": (0.8, -3.0)}
+# A pair of crop forms matches within this many bits, both of PDQ quality >= CROP_MIN_QUALITY
+# (a flat form's bits are noise; a form hashed at CROP_SIZE scores lower than the picture at
+# HASH_SIZE). At most 32: the multi-index (samples.index) is exact to 32.
+CROP_DISTANCE = 31
+CROP_MIN_QUALITY = 30
+# Trimming, on the HASH_SIZE copy. A border row (or column): BORDER_SHARE of its pixels within
+# BORDER_TOLERANCE grey levels (every channel) of the median colour of the outermost row (JPEG
+# noise and ringing stay within it). A caption bar: the rows from the top or bottom edge of
+# which at least CAPTION_SHARE are of the edge's colour (the rest is the text), at most
+# CAPTION_MAX of the height. A trim leaves at least TRIM_KEEP of the width and height, or
+# none is made on that axis (a blank or banded picture is not trimmed away).
+BORDER_TOLERANCE = 24
+BORDER_SHARE = 0.98
+CAPTION_SHARE = 0.3
+CAPTION_MAX = 0.26
+TRIM_KEEP = 0.25
+# A border or bar ends in an edge: its last line and the next differ by at least EDGE_STEP grey
+# levels on average (the largest channel of each pixel).
+EDGE_STEP = 12
+
 
 @dataclass(frozen=True)
 class ImageFingerprint:
@@ -113,6 +147,9 @@ class ImageFingerprint:
     variants: tuple[bytes, ...]  # PDQ of the forms in VARIANT_FORMS, in that order
     thumb: bytes  # THUMB_SIZE x THUMB_SIZE RGB cells, row by row (192 bytes)
     flat: bool  # PDQ's bits are unreliable: also matched by layout (see FLAT_SHARE)
+    # (form, PDQ, quality) of the CROP_FORMS, in that order, without repeated hashes (a
+    # picture without borders is its own trimmed form: only "whole" is kept).
+    crops: tuple[tuple[str, bytes, int], ...] = ()
 
 
 def image_fingerprint(data: bytes) -> ImageFingerprint:
@@ -127,7 +164,7 @@ def image_fingerprint(data: bytes) -> ImageFingerprint:
     variants = tuple(_pdq(small.transpose(method))[0] for method in VARIANT_FORMS.values())
     thumb = small.resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BOX).tobytes()
     flat = quality < PDQ_MIN_QUALITY or fragile
-    return ImageFingerprint(exact, pdq, quality, variants, thumb, flat)
+    return ImageFingerprint(exact, pdq, quality, variants, thumb, flat, image_crops(small))
 
 
 def hamming(a: bytes, b: bytes) -> int:
@@ -145,16 +182,134 @@ def image_similar(
     a: ImageFingerprint, b: ImageFingerprint, distance: int = PDQ_DISTANCE
 ) -> tuple[bool, int, str]:
     """(matched, best PDQ distance, form): form is "exact", "pdq", the VARIANT_FORMS name of
-    the transformation of `b` that looks like `a` ("rot90": `a` is `b` turned 90° left), or
-    "layout" for a flat `b` found by its layout code.
+    the transformation of `b` that looks like `a` ("rot90": `a` is `b` turned 90° left),
+    "layout" for a flat `b` found by its layout code, or "<a's crop form>~<b's crop form>"
+    for a pair of cropped forms (crop_comparison), whose distance it is then.
 
     `b` is the stored side: samples.matching searches the layout codes of stored flat
-    pictures only. PDQ treats both sides alike.
+    pictures only, and with a query's CROP_QUERY_FORMS only. PDQ treats both sides alike.
     """
     best, form, thumbs = image_comparison(a, b, distance)
     if thumbs is None:
-        return best <= pdq_threshold(min(a.quality, b.quality), distance), best, form
-    return thumbs <= THUMB_DISTANCE, best, form
+        matched = best <= pdq_threshold(min(a.quality, b.quality), distance)
+    else:
+        matched = thumbs <= THUMB_DISTANCE
+    if not matched and (crop := crop_comparison(a.crops, b.crops, distance)):
+        return True, *crop
+    return matched, best, form
+
+
+def crop_comparison(
+    query: tuple[tuple[str, bytes, int], ...],
+    stored: tuple[tuple[str, bytes, int], ...],
+    distance: int = PDQ_DISTANCE,
+) -> tuple[int, str] | None:
+    """(bits, "<query form>~<stored form>") of the nearest pair of informative crop forms
+    within CROP_DISTANCE (and the policy's `distance`), the query's CROP_QUERY_FORMS against
+    every stored form; None if there is none."""
+    limit = min(distance, CROP_DISTANCE)
+    best = None
+    for form, code, quality in query:
+        if form not in CROP_QUERY_FORMS or quality < CROP_MIN_QUALITY:
+            continue
+        for their_form, their_code, their_quality in stored:
+            bits = hamming(code, their_code)
+            if their_quality >= CROP_MIN_QUALITY and bits <= limit and (not best or bits < best[0]):
+                best = (bits, f"{form}~{their_form}")
+    return best
+
+
+def image_crops(small: Image.Image) -> tuple[tuple[str, bytes, int], ...]:
+    """(form, PDQ, quality) of the CROP_FORMS of a picture already shrunk to HASH_SIZE, each
+    hashed once (a form whose hash another form before it has is left out)."""
+    borders, trimmed = _trim_boxes(np.asarray(small))
+    scale = CROP_SIZE / max(small.size)
+    half = _image_shrink(small, CROP_SIZE)  # all forms are taken from it
+    whole = (0, 0, *small.size)
+    boxes = {"whole": whole, "trim": trimmed, "btrim": borders}
+    crops, seen = [], set()
+    for form in CROP_FORMS:
+        if form in boxes:
+            box = boxes[form]
+            picture = half if box == whole else _crop_form(half, box, scale, 1.0, 0.0)
+        else:
+            picture = _crop_form(half, whole, scale, *_CROP_BOXES[form])
+        code, quality = _pdq(picture)
+        if code not in seen:
+            seen.add(code)
+            crops.append((form, code, quality))
+    return tuple(crops)
+
+
+def _crop_form(
+    half: Image.Image, box: tuple[int, int, int, int], scale: float, keep: float, degrees: float
+) -> Image.Image:
+    """The central `keep` of `box` (pixels of the HASH_SIZE copy, `scale` times as large in
+    `half`), turned by `degrees` about its centre, at about `half`'s resolution."""
+    left, top, right, bottom = (v * min(1.0, scale) for v in box)
+    width, height = (right - left) * keep, (bottom - top) * keep
+    cx, cy = (left + right) / 2, (top + bottom) / 2
+    size = (max(1, round(width)), max(1, round(height)))
+    sx, sy = width / size[0], height / size[1]
+    cos, sin = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    hw, hh = width / 2, height / 2
+    # Output point (x, y) -> input point: the box centre + R(degrees) (x * sx - hw, y * sy - hh).
+    data = (
+        cos * sx, -sin * sy, cx - cos * hw + sin * hh,
+        sin * sx, cos * sy, cy - sin * hw - cos * hh,
+    )  # fmt: skip
+    return half.transform(size, Image.Transform.AFFINE, data, Image.Resampling.BILINEAR)
+
+
+def _trim_boxes(pixels: np.ndarray) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """(left, top, right, bottom) of the picture without its uniform borders, and without its
+    borders and caption bars (see BORDER_TOLERANCE)."""
+    height, width = pixels.shape[:2]
+    rows = pixels.astype(np.int16)
+    columns = rows.transpose(1, 0, 2)
+    top, top_caption = _edge_runs(rows, height)
+    bottom, bottom_caption = _edge_runs(rows[::-1], height)
+    left, _ = _edge_runs(columns, width)
+    right, _ = _edge_runs(columns[::-1], width)
+    if left + right > (1 - TRIM_KEEP) * width:
+        left = right = 0
+    if top + bottom > (1 - TRIM_KEEP) * height:
+        top = bottom = top_caption = bottom_caption = 0
+    if top_caption + bottom_caption > (1 - TRIM_KEEP) * height:
+        top_caption = bottom_caption = 0
+    borders = (left, top, width - right, height - bottom)
+    trimmed = (left, max(top, top_caption), width - right, height - max(bottom, bottom_caption))
+    return borders, trimmed
+
+
+def _edge_runs(lines: np.ndarray, length: int) -> tuple[int, int]:
+    """How many lines from the start of `lines` (rows of pixels, the edge first) are a border,
+    and how many make a caption bar (0 if more than CAPTION_MAX of `length`)."""
+    reach = lines[: length - 1]  # a trim leaves at least a line
+    colour = np.median(lines[0], axis=0)
+    share = (np.abs(reach - colour).max(axis=2) <= BORDER_TOLERANCE).mean(axis=1)
+    uniform = share >= BORDER_SHARE
+    border = _leading(uniform)
+    caption = _leading(share >= CAPTION_SHARE)
+    # A caption's text is set off from the picture by a few lines of its bar's colour (the
+    # last one may be blended with the picture's first by resizing).
+    padded = caption >= 2 and bool(uniform[max(0, caption - 3) : caption - 1].any())
+    if not (padded and caption <= CAPTION_MAX * length and _edge_after(reach, caption)):
+        caption = 0
+    return (border if _edge_after(reach, border) else 0), caption
+
+
+def _edge_after(lines: np.ndarray, run: int) -> bool:
+    """Whether the picture changes sharply after the first `run` lines: a border or bar ends in
+    an edge, a smooth gradient (a sky) drifts out of BORDER_TOLERANCE a line at a time."""
+    if not 0 < run < len(lines):
+        return False
+    return float(np.abs(lines[run] - lines[run - 1]).max(axis=1).mean()) >= EDGE_STEP
+
+
+def _leading(flags: np.ndarray) -> int:
+    """How many of `flags` are true before the first false one."""
+    return len(flags) if flags.all() else int(np.argmin(flags))
 
 
 def image_comparison(

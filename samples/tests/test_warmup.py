@@ -49,6 +49,7 @@ def test_the_warm_up_loads_the_indexes_propagation_and_scanning_search():
     result_with(MediaType.VIDEO, (Kind.VIDEO_FRAME, code(4)), (Kind.VIDEO_FRAME, code(5)))
     sample_with(MediaType.IMAGE, (Kind.PDQ, code(6)), (Kind.PDQ_VARIANT, code(7)))
     sample_with(MediaType.VIDEO, (Kind.VIDEO_FRAME, code(8)))
+    sample_with(MediaType.IMAGE, (Kind.PDQ, code(10)), (Kind.PDQ_CROP, code(11)))
 
     matching.indexes_warm_up()
 
@@ -58,9 +59,12 @@ def test_the_warm_up_loads_the_indexes_propagation_and_scanning_search():
         "results:pdq": 3,
         "results:layout": 4,
         "results:video_frame": 2,
-        "samples:pdq,pdq_variant": 2,
+        "samples:pdq,pdq_variant": 3,
         "samples:layout": 0,
         "samples:video_frame": 1,
+        # The informative cropped forms of both (fingerprints.CROP_MIN_QUALITY).
+        "results:pdq_crop:q30": 0,
+        "samples:pdq_crop:q30": 1,
     }
 
 
@@ -120,4 +124,4 @@ def test_a_search_during_the_warm_up_waits_for_the_same_load(settings, monkeypat
     warming.join(10)
 
     assert found == {wanted.id: matching.Match(wanted.id, 5, "pdq")}
-    assert len(first_loads) == 6 and set(first_loads.values()) == {1}  # each index loaded once
+    assert len(first_loads) == 8 and set(first_loads.values()) == {1}  # each index loaded once
