@@ -7,15 +7,18 @@ Generates the set (samples/quality/dataset.py) into the folder, fingerprints eve
 text, and prints:
 - images: per transform, recall of a copy against its source at the default distance, for
   our matcher (exact, PDQ and the pixel-transformed variants, near PDQ hashes and flat
-  pictures' layout codes confirmed by thumbnails) over all sources, split by the source's
-  PDQ quality and for the flat sources, then plain PDQ (no variants) and PDQ with pdqhash's
+  pictures' layout codes confirmed by thumbnails, cropped forms) over all sources, split by
+  the source's PDQ quality and for the flat sources, then plain PDQ (no variants) and PDQ with
+  pdqhash's
   own dihedral hashes; the false-positive rate of every source against every unrelated image,
   by what matched them; a sweep of thumbnail distances (from which THUMB_DISTANCE was
   chosen) and of distances for low-quality hashes (LOW_QUALITY_DISTANCE, the outright match);
 - hard images (issue 8; skipped with --no-hard): per hard edit of
   samples/quality/hard_edits.py (crops, borders, letterboxes, captions, small rotations),
-  recall of a copy against its source for plain PDQ (no variants) and for our matcher (the
-  same judgement as above, fp.image_similar's), side by side; false positives of the hard
+  recall of a copy against its source for plain PDQ (no variants), for our matcher without
+  its cropped forms, and for our matcher (the same judgement as above, fp.image_similar's:
+  the copy's CROP_QUERY_FORMS against the source's CROP_FORMS), side by side; false
+  positives of the hard
   negatives: each pair a x b both ways (with counts per kind: other regions of one picture,
   shared border, caption bar or letterbox), every hard negative against every source both
   ways, and every hard-edited copy against every other source;
@@ -147,6 +150,8 @@ def _image_fingerprint(path: Path) -> fp.ImageFingerprint:
 def _copy_pair(entry: dict, copy, source, dihedral: list[bytes]) -> dict:
     best, form, thumbs = fp.image_comparison(copy, source)
     limit = fp.pdq_threshold(min(copy.quality, source.quality))
+    base = _matched(best, limit, thumbs)
+    crop = None if base else fp.crop_comparison(copy.crops, source.crops)
     return {
         "transform": entry["transform"],
         "informative": source.quality >= fp.PDQ_MIN_QUALITY,
@@ -154,7 +159,9 @@ def _copy_pair(entry: dict, copy, source, dihedral: list[bytes]) -> dict:
         "low": min(copy.quality, source.quality) < fp.PDQ_MIN_QUALITY,
         "best": best,
         "thumbs": thumbs,
-        "matched": _matched(best, limit, thumbs),
+        "base": base,
+        "crop": crop is not None,
+        "matched": base or crop is not None,
         "plain": fp.hamming(copy.pdq, source.pdq) <= limit,
         "pdqhash": min(fp.hamming(copy.pdq, h) for h in dihedral) <= limit,
     }
@@ -163,25 +170,31 @@ def _copy_pair(entry: dict, copy, source, dihedral: list[bytes]) -> dict:
 def _unrelated_pair(source, negative, files: tuple[str, str]) -> dict:
     best, form, thumbs = fp.image_comparison(source, negative)
     limit = fp.pdq_threshold(min(source.quality, negative.quality))
+    base = _matched(best, limit, thumbs)
+    crop = None if base else fp.crop_comparison(source.crops, negative.crops)
+    if crop:
+        best, form = crop
     return {
         "low": min(source.quality, negative.quality) < fp.PDQ_MIN_QUALITY,
         "best": best,
         "form": form,
         "thumbs": thumbs,
-        "matched": _matched(best, limit, thumbs),
+        "crop": crop is not None,
+        "matched": base or crop is not None,
         "plain": fp.hamming(source.pdq, negative.pdq) <= limit,
         "files": files,
     }
 
 
 def _matched(best: int, limit: int, thumbs: float | None) -> bool:
-    """fp.image_similar's verdict from fp.image_comparison's figures (without comparing twice)."""
+    """fp.image_similar's verdict from fp.image_comparison's figures (without comparing twice),
+    before the cropped forms (fp.crop_comparison) are tried."""
     return best <= limit if thumbs is None else thumbs <= fp.THUMB_DISTANCE
 
 
 def _matched_at(pair: dict, threshold: float) -> bool:
     """Whether the pair matches with THUMB_DISTANCE at `threshold`."""
-    if pair["thumbs"] is None:
+    if pair["thumbs"] is None or pair["crop"]:
         return pair["matched"]
     return pair["thumbs"] <= threshold
 
@@ -223,11 +236,12 @@ def _false_positive_rate(unrelated: list[dict], out, label: str = "source x unre
     plain = sum(p["plain"] for p in unrelated)
     rate = len(false) / len(unrelated)
     flag = "" if rate <= FPR_TARGET else "  > target"
-    confirmed = sum(p["thumbs"] is not None for p in false)
+    confirmed = sum(p["thumbs"] is not None and not p["crop"] for p in false)
+    cropped = sum(p["crop"] for p in false)
     out(
         f"false positives: {len(false)} of {len(unrelated)} {label} pairs = "
-        f"{rate:.4%}{flag} ({confirmed} confirmed by thumbnails; plain PDQ: {plain} = "
-        f"{plain / len(unrelated):.4%})"
+        f"{rate:.4%}{flag} ({confirmed} confirmed by thumbnails, {cropped} by cropped forms; "
+        f"plain PDQ: {plain} = {plain / len(unrelated):.4%})"
     )
     for pair in sorted(false, key=lambda p: p["best"])[:5]:
         out(f"  matched at {pair['best']} ({pair['form']}): {' ~ '.join(pair['files'])}")
@@ -318,17 +332,24 @@ def hard_scores(entries: list[dict], prints: dict, sources: dict, dihedral: dict
 
 
 def _hard_recall_table(copies: list[dict], out) -> dict:
-    out(f"{'hard edit':<18}{'plain PDQ':>10}{'matcher':>9}{'copies':>8}")
+    out(
+        f"{'hard edit':<18}{'plain PDQ':>10}{'no crops':>9}{'matcher':>9}{'copies':>8}"
+        "   (no crops: the matcher without its cropped forms)"
+    )
     rows = {}
     for transform in hard_edits.HARD_TRANSFORMS:
         pairs = [p for p in copies if p["transform"] == transform]
         rows[transform] = row = {
             "plain_pdq": _share(pairs, "plain"),
+            "without_crops": _share(pairs, "base"),
             "recall": _share(pairs, "matched"),
             "copies": len(pairs),
         }
         flag = "" if row["recall"] >= HARD_TARGET else "  < target"
-        out(f"{transform:<18}{row['plain_pdq']:>10.3f}{row['recall']:>9.3f}{len(pairs):>8}{flag}")
+        out(
+            f"{transform:<18}{row['plain_pdq']:>10.3f}{row['without_crops']:>9.3f}"
+            f"{row['recall']:>9.3f}{len(pairs):>8}{flag}"
+        )
     return rows
 
 
@@ -453,6 +474,8 @@ def timings(out) -> dict:
     jpeg = dataset.encode(photo, "JPEG", 90)
     text = " ".join(dataset.spam_text(rng) for _ in range(12))[:1000]
     image_ms = _median_ms(lambda: fp.image_fingerprint(jpeg), 20)
+    small = fp._image_shrink(fp._image_decode(jpeg), fp.HASH_SIZE)
+    crops_ms = _median_ms(lambda: fp.image_crops(small), 50)
     text_ms = _median_ms(lambda: fp.text_fingerprint(text), 200)
     thumb = fp.image_fingerprint(jpeg).thumb
     probes_ms = _median_ms(lambda: fp.layout_probes(thumb), 50)
@@ -460,11 +483,13 @@ def timings(out) -> dict:
     confirm_ms = _median_ms(lambda: fp.thumb_distances(thumb, candidates), 20)
     out(
         f"image fingerprint of a {len(jpeg) / 1e6:.1f} MB {photo.width}x{photo.height} JPEG: "
-        f"{image_ms:.1f} ms; text fingerprint of {len(text)} characters: {text_ms:.2f} ms; "
+        f"{image_ms:.1f} ms (of which its {len(fp.CROP_FORMS)} cropped forms {crops_ms:.1f} ms); "
+        f"text fingerprint of {len(text)} characters: {text_ms:.2f} ms; "
         f"layout probes of an image {probes_ms:.2f} ms; 64 thumbnails compared {confirm_ms:.1f} ms"
     )
     return {
         "image_ms": image_ms,
+        "crops_ms": crops_ms,
         "text_ms": text_ms,
         "layout_probes_ms": probes_ms,
         "thumbs_64_ms": confirm_ms,

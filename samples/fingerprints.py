@@ -113,10 +113,11 @@ _INVERSE_FORMS = {"rot90": "rot270", "rot270": "rot90"}  # the others undo thems
 # CROP_FORMS, a query searches with CROP_QUERY_FORMS; crop forms meet only each other. Each
 # is hashed from a CROP_SIZE copy (PDQ works on 64x64: a larger one only costs time).
 CROP_SIZE = 128
-CROP_FORMS = ("whole", "trim", "btrim", "c90", "c80", "c80r+3", "c80r-3")
-CROP_QUERY_FORMS = ("whole", "trim", "btrim", "c90", "c80")
-# form: (share of the picture kept about its centre, degrees turned); "whole", "trim" and
-# "btrim" are the picture, trimmed of borders and caption bars, trimmed of borders only.
+CROP_FORMS = ("whole", "trim", "btrim", "soft", "c90", "c80", "c80r+3", "c80r-3")
+CROP_QUERY_FORMS = ("whole", "trim", "btrim", "soft", "c90", "c80")
+# form: (share of the picture kept about its centre, degrees turned); "whole", "trim", "btrim"
+# and "soft" are the picture, trimmed of borders and caption bars, of borders only, of borders
+# and blurred borders.
 _CROP_BOXES = {"c90": (0.9, 0.0), "c80": (0.8, 0.0), "c80r+3": (0.8, 3.0), "c80r-3": (0.8, -3.0)}
 # A pair of crop forms matches within this many bits, both of PDQ quality >= CROP_MIN_QUALITY
 # (a flat form's bits are noise; a form hashed at CROP_SIZE scores lower than the picture at
@@ -134,9 +135,18 @@ BORDER_SHARE = 0.98
 CAPTION_SHARE = 0.3
 CAPTION_MAX = 0.26
 TRIM_KEEP = 0.25
+TRIM_REACH = 0.45  # of the length at most from each edge (a 16:9 picture in a 9:16 canvas: 0.34)
 # A border or bar ends in an edge: its last line and the next differ by at least EDGE_STEP grey
 # levels on average (the largest channel of each pixel).
 EDGE_STEP = 12
+# Blurred borders (the "blurred background" of reposting apps: the picture centred on a blurred
+# enlarged copy of itself), trimmed off for the "soft" form: margins as wide on opposite sides
+# (to a line), at most SOFT_MAX of the length each, smooth (at most SOFT_ROUGH_SHARE of the
+# luma steps along and across each line over SOFT_ROUGH), each ending in an edge of SOFT_STEP
+# grey levels on average (a blurred background is close in colour to the picture's edge).
+SOFT_STEP = 3.0
+SOFT_ROUGH, SOFT_ROUGH_SHARE = 16.0, 0.02
+SOFT_MAX = 0.42
 
 
 @dataclass(frozen=True)
@@ -222,11 +232,17 @@ def crop_comparison(
 def image_crops(small: Image.Image) -> tuple[tuple[str, bytes, int], ...]:
     """(form, PDQ, quality) of the CROP_FORMS of a picture already shrunk to HASH_SIZE, each
     hashed once (a form whose hash another form before it has is left out)."""
-    borders, trimmed = _trim_boxes(np.asarray(small))
+    pixels = np.asarray(small)
+    borders, trimmed = _trim_boxes(pixels)
     scale = CROP_SIZE / max(small.size)
     half = _image_shrink(small, CROP_SIZE)  # all forms are taken from it
     whole = (0, 0, *small.size)
-    boxes = {"whole": whole, "trim": trimmed, "btrim": borders}
+    boxes = {
+        "whole": whole,
+        "trim": trimmed,
+        "btrim": borders,
+        "soft": _soft_trimmed(pixels, borders),
+    }
     crops, seen = [], set()
     for form in CROP_FORMS:
         if form in boxes:
@@ -282,12 +298,59 @@ def _trim_boxes(pixels: np.ndarray) -> tuple[tuple[int, int, int, int], tuple[in
     return borders, trimmed
 
 
+def _soft_trimmed(pixels: np.ndarray, box: tuple[int, int, int, int]) -> tuple[int, ...]:
+    """`box` moved in past a blurred border on each axis that has one (see SOFT_STEP) and no
+    uniform border or bar, but for one as wide as the blurred border (an even blurred margin,
+    white or black, passes for one)."""
+    height, width = pixels.shape[:2]
+    left, top, right, bottom = box
+    luma = pixels.astype(np.float32) @ _LUMA
+    # Each axis within the other's margins: a picture narrower than its canvas makes a weak
+    # edge across the whole width, a strong one across its own; so across once more.
+    for axis in ("across", "down", "across"):
+        if axis == "across" and (margin := _soft_margin(luma[top:bottom].T)):
+            if _soft_fits(margin, left, width - right):
+                left, right = margin, width - margin
+        elif axis == "down" and (margin := _soft_margin(luma[:, left:right])):  # noqa: SIM102
+            if _soft_fits(margin, top, height - bottom):
+                top, bottom = margin, height - margin
+    return left, top, right, bottom
+
+
+def _soft_fits(margin: int, *trims: int) -> bool:
+    return all(trim == 0 or abs(trim - margin) <= 2 for trim in trims)
+
+
+def _soft_margin(lines: np.ndarray) -> int:
+    """How many lines a blurred border takes on each side of `lines` (rows of luma), 0 if none
+    (see SOFT_STEP)."""
+    n = len(lines)
+    k = np.arange(4, int(n * SOFT_MAX))
+    if len(k) == 0:
+        return 0
+    steps = np.abs(np.diff(lines, axis=0)).mean(axis=1)  # steps[i]: between lines i and i + 1
+    # The share of pixels that step by more than SOFT_ROUGH to the next one along each line, or
+    # across to the next line: rough[i] for line i and on to line i + 1.
+    along = (np.abs(np.diff(lines, axis=1)) > SOFT_ROUGH).mean(axis=1)
+    rough = np.maximum(along[:-1], (np.abs(np.diff(lines, axis=0)) > SOFT_ROUGH).mean(axis=1))
+    # The far side's edge may sit a line off (the picture centred to the pixel).
+    far = np.max([steps[n - k - 2], steps[n - k - 1], steps[np.minimum(n - k, n - 2)]], axis=0)
+    edge = np.minimum(steps[k - 1], far)
+    # Short of the edge (resampling blurs it over two lines, the far one a line off too).
+    near_rough = np.maximum.accumulate(rough)[k - 3]
+    far_rough = np.maximum.accumulate(rough[::-1])[k - 4]
+    ok = (edge >= SOFT_STEP) & (np.maximum(near_rough, far_rough) <= SOFT_ROUGH_SHARE)
+    if not ok.any():
+        return 0
+    return int(k[ok][np.argmax(edge[ok])])
+
+
 def _edge_runs(lines: np.ndarray, length: int) -> tuple[int, int]:
     """How many lines from the start of `lines` (rows of pixels, the edge first) are a border,
     and how many make a caption bar (0 if more than CAPTION_MAX of `length`)."""
-    reach = lines[: length - 1]  # a trim leaves at least a line
-    colour = np.median(lines[0], axis=0)
-    share = (np.abs(reach - colour).max(axis=2) <= BORDER_TOLERANCE).mean(axis=1)
+    reach = lines[: max(2, round(length * TRIM_REACH))]
+    colour = np.median(lines[0], axis=0).astype(np.int16)
+    share = (np.abs(reach - colour) <= BORDER_TOLERANCE).all(axis=2).mean(axis=1)
     uniform = share >= BORDER_SHARE
     border = _leading(uniform)
     caption = _leading(share >= CAPTION_SHARE)

@@ -3,7 +3,7 @@ import random
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from audit import demo
 from audit.media import MediaError
@@ -557,6 +557,15 @@ def test_a_caption_bar_is_trimmed_with_its_text_but_not_by_the_borders_only_trim
         assert borders[3] - borders[1] > 150  # the text stops the borders-only trim
 
 
+def test_a_blurred_border_is_trimmed_for_the_soft_form_only(photo):
+    small = photo.resize((200, 150))
+    canvas = small.resize((300, 225)).filter(ImageFilter.GaussianBlur(12))
+    canvas.paste(small, (50, 38))
+    pixels = decoded(canvas)
+    assert fp._trim_boxes(pixels) == ((0, 0, 300, 225), (0, 0, 300, 225))
+    assert near(fp._soft_trimmed(pixels, (0, 0, 300, 225)), (50, 38, 250, 188))
+
+
 def test_a_smooth_sky_a_blank_picture_and_a_photo_are_not_trimmed(photo):
     sky = np.linspace(60, 200, 150, dtype=np.uint8)[:, None, None].repeat(200, 1).repeat(3, 2)
     sky[100:] = np.asarray(photo.resize((200, 50)))  # a picture below a gradient
@@ -567,12 +576,14 @@ def test_a_smooth_sky_a_blank_picture_and_a_photo_are_not_trimmed(photo):
 
 def test_a_picture_keeps_each_distinct_cropped_form_once(photo):
     plain = fp.image_fingerprint(encode(photo, "JPEG")).crops
-    assert [form for form, _, _ in plain] == ["whole", "c90", "c80", "c80r+3", "c80r-3"]
-    bordered = fp.image_fingerprint(
-        encode(captioned(framed(photo, "white", 30, 0, 30, 0), "top"), "JPEG")
-    ).crops
-    assert [form for form, _, _ in bordered] == list(fp.CROP_FORMS)
-    assert all(len(code) == 32 and 0 <= quality <= 100 for _, code, quality in bordered)
+    forms = [form for form, _, _ in plain]
+    assert forms[0] == "whole" and {"c90", "c80", "c80r+3", "c80r-3"} <= set(forms)
+    assert not {"trim", "btrim"} & set(forms)  # nothing to trim: the same hash as "whole"
+    assert len({code for _, code, _ in plain}) == len(plain)
+    framed_and_captioned = captioned(framed(photo, "white", 30, 0, 30, 0), "top")
+    edited = fp.image_fingerprint(encode(framed_and_captioned, "JPEG")).crops
+    assert {"trim", "btrim"} <= {form for form, _, _ in edited} <= set(fp.CROP_FORMS)
+    assert all(len(code) == 32 and 0 <= quality <= 100 for _, code, quality in edited)
 
 
 def crop_copies(photo: Image.Image) -> dict[str, Image.Image]:
@@ -583,12 +594,21 @@ def crop_copies(photo: Image.Image) -> dict[str, Image.Image]:
         "letterboxed": hard_edits.letterboxed(photo, {"size": (w, w), "colour": (0, 0, 0)}),
         "captioned": captioned(photo, "bottom", 0.18),
         "captioned-resized": captioned(photo, "top", 0.12, keep_size=True),
+        "blurred-border": hard_edits.blurred_border(random.Random(3), photo),
     }
 
 
-@pytest.mark.parametrize(
-    "copy", ["cropped", "bordered", "letterboxed", "captioned", "captioned-resized"]
-)
+COPY_NAMES = [
+    "cropped",
+    "bordered",
+    "letterboxed",
+    "captioned",
+    "captioned-resized",
+    "blurred-border",
+]
+
+
+@pytest.mark.parametrize("copy", COPY_NAMES)
 def test_cropped_bordered_and_captioned_copies_match_through_their_cropped_forms(photo, copy):
     source = fp.image_fingerprint(encode(photo, "PNG"))
     edited = fp.image_fingerprint(encode(crop_copies(photo)[copy], "JPEG", quality=85))

@@ -197,7 +197,7 @@ PHOTO = dataset.draw_photo(random.Random(7), 480, 360)
 CROPPED = {
     name: dataset.encode(img, "JPEG", 85)
     for name, img in crop_copies(PHOTO).items()
-    if name in ("cropped", "bordered", "captioned")
+    if name in ("cropped", "bordered", "captioned", "blurred-border")
 }
 
 
