@@ -111,8 +111,9 @@ _INVERSE_FORMS = {"rot90": "rot270", "rot270": "rot90"}  # the others undo thems
 # no fixed grid of crops covers four independent cuts: borders and bars are trimmed off at
 # the pixel, and a few central crops meet copies cut on every side. A stored picture keeps all
 # CROP_FORMS, a query searches with CROP_QUERY_FORMS; crop forms meet only each other. Each
-# is hashed from a CROP_SIZE copy (PDQ works on 64x64: a larger one only costs time).
-CROP_SIZE = 128
+# is hashed from the HASH_SIZE copy ("whole" is the picture's own PDQ): forms hashed from a
+# 128-pixel copy, which PDQ's 64x64 would seem to allow, matched far fewer copies (see
+# benchmarks/quality.py).
 CROP_FORMS = ("whole", "trim", "btrim", "soft", "c90", "c80", "c80r+3", "c80r-3")
 CROP_QUERY_FORMS = ("whole", "trim", "btrim", "soft", "c90", "c80")
 # form: (share of the picture kept about its centre, degrees turned); "whole", "trim", "btrim"
@@ -120,8 +121,8 @@ CROP_QUERY_FORMS = ("whole", "trim", "btrim", "soft", "c90", "c80")
 # and blurred borders.
 _CROP_BOXES = {"c90": (0.9, 0.0), "c80": (0.8, 0.0), "c80r+3": (0.8, 3.0), "c80r-3": (0.8, -3.0)}
 # A pair of crop forms matches within this many bits, both of PDQ quality >= CROP_MIN_QUALITY
-# (a flat form's bits are noise; a form hashed at CROP_SIZE scores lower than the picture at
-# HASH_SIZE). At most 32: the multi-index (samples.index) is exact to 32.
+# (a flat form's bits are noise; a crop of a picture has less gradient than the picture). At
+# most 32: the multi-index (samples.index) is exact to 32.
 CROP_DISTANCE = 31
 CROP_MIN_QUALITY = 30
 # Trimming, on the HASH_SIZE copy. A border row (or column): BORDER_SHARE of its pixels within
@@ -174,7 +175,8 @@ def image_fingerprint(data: bytes) -> ImageFingerprint:
     variants = tuple(_pdq(small.transpose(method))[0] for method in VARIANT_FORMS.values())
     thumb = small.resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BOX).tobytes()
     flat = quality < PDQ_MIN_QUALITY or fragile
-    return ImageFingerprint(exact, pdq, quality, variants, thumb, flat, image_crops(small))
+    crops = image_crops(small, (pdq, quality))
+    return ImageFingerprint(exact, pdq, quality, variants, thumb, flat, crops)
 
 
 def hamming(a: bytes, b: bytes) -> int:
@@ -229,27 +231,22 @@ def crop_comparison(
     return best
 
 
-def image_crops(small: Image.Image) -> tuple[tuple[str, bytes, int], ...]:
-    """(form, PDQ, quality) of the CROP_FORMS of a picture already shrunk to HASH_SIZE, each
-    hashed once (a form whose hash another form before it has is left out)."""
+def image_crops(small: Image.Image, whole: tuple[bytes, int]) -> tuple[tuple[str, bytes, int], ...]:
+    """(form, PDQ, quality) of the CROP_FORMS of a picture already shrunk to HASH_SIZE, whose
+    own (PDQ, quality) is `whole`; each hash once (a form whose hash an earlier form has is
+    left out)."""
     pixels = np.asarray(small)
     borders, trimmed = _trim_boxes(pixels)
-    scale = CROP_SIZE / max(small.size)
-    half = _image_shrink(small, CROP_SIZE)  # all forms are taken from it
-    whole = (0, 0, *small.size)
-    boxes = {
-        "whole": whole,
-        "trim": trimmed,
-        "btrim": borders,
-        "soft": _soft_trimmed(pixels, borders),
-    }
-    crops, seen = [], set()
-    for form in CROP_FORMS:
+    full = (0, 0, *small.size)
+    boxes = {"trim": trimmed, "btrim": borders, "soft": _soft_trimmed(pixels, borders)}
+    crops, seen = [("whole", *whole)], {whole[0]}
+    for form in CROP_FORMS[1:]:
         if form in boxes:
-            box = boxes[form]
-            picture = half if box == whole else _crop_form(half, box, scale, 1.0, 0.0)
+            if boxes[form] == full:
+                continue
+            picture = _crop_form(small, boxes[form], 1.0, 0.0)
         else:
-            picture = _crop_form(half, whole, scale, *_CROP_BOXES[form])
+            picture = _crop_form(small, full, *_CROP_BOXES[form])
         code, quality = _pdq(picture)
         if code not in seen:
             seen.add(code)
@@ -258,11 +255,10 @@ def image_crops(small: Image.Image) -> tuple[tuple[str, bytes, int], ...]:
 
 
 def _crop_form(
-    half: Image.Image, box: tuple[int, int, int, int], scale: float, keep: float, degrees: float
+    small: Image.Image, box: tuple[int, int, int, int], keep: float, degrees: float
 ) -> Image.Image:
-    """The central `keep` of `box` (pixels of the HASH_SIZE copy, `scale` times as large in
-    `half`), turned by `degrees` about its centre, at about `half`'s resolution."""
-    left, top, right, bottom = (v * min(1.0, scale) for v in box)
+    """The central `keep` of `box`, turned by `degrees` about its centre, pixel for pixel."""
+    left, top, right, bottom = box
     width, height = (right - left) * keep, (bottom - top) * keep
     cx, cy = (left + right) / 2, (top + bottom) / 2
     size = (max(1, round(width)), max(1, round(height)))
@@ -274,7 +270,7 @@ def _crop_form(
         cos * sx, -sin * sy, cx - cos * hw + sin * hh,
         sin * sx, cos * sy, cy - sin * hw - cos * hh,
     )  # fmt: skip
-    return half.transform(size, Image.Transform.AFFINE, data, Image.Resampling.BILINEAR)
+    return small.transform(size, Image.Transform.AFFINE, data, Image.Resampling.BILINEAR)
 
 
 def _trim_boxes(pixels: np.ndarray) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:

@@ -69,6 +69,7 @@ _CROP_NAMES = {
     "whole": "the whole picture",
     "trim": "the picture without its borders and caption bars",
     "btrim": "the picture without its borders",
+    "soft": "the picture without its plain or blurred borders",
     "c90": "the central 90%",
     "c80": "the central 80%",
     "c80r+3": "the central 80% turned 3° left",
@@ -83,7 +84,7 @@ def _crop_reason(forms: str, distance: int) -> str | None:
     pair = {query, stored}
     if pair & {"c80r+3", "c80r-3"}:
         what = "a slightly turned copy"
-    elif pair & {"trim", "btrim"}:
+    elif pair & {"trim", "btrim", "soft"}:
         what = "a copy with borders, bars or a caption added or removed"
     elif pair != {"whole"}:
         what = "a cropped copy"

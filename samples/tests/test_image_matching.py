@@ -184,6 +184,7 @@ def test_flat_pictures_stored_after_the_layout_index_loaded_are_found():
         ("trim~whole", 4, "a copy with borders, bars or a caption added or removed"),
         ("c80~c80r-3", 20, "a slightly turned copy: the central 80% of one matches the central "),
         ("c80~c80", 20, "within 20 bits"),
+        ("soft~whole", 9, "without its plain or blurred borders of one matches the whole"),
         ("something-new", 1, "something-new"),  # a way unknown to the page is shown as it is
     ],
 )
@@ -264,3 +265,10 @@ def test_the_cropped_forms_index_holds_only_informative_forms():
     assert set(rows.values_list("form", flat=True)) <= set(fingerprints.CROP_FORMS)
     rows.update(quality=fingerprints.CROP_MIN_QUALITY - 1)
     assert sample.id not in find(matching.samples_store(), CROPPED["cropped"])
+
+
+def test_every_pair_of_cropped_forms_reads_as_words():
+    for query in fingerprints.CROP_QUERY_FORMS:
+        for stored in fingerprints.CROP_FORMS:
+            words = matching.match_reason(f"{query}~{stored}", 17)
+            assert words.endswith("within 17 bits (PDQ)") and "~" not in words
