@@ -23,6 +23,7 @@ flat to multi-index, and the time to build each. Both must return the same ids.
 """
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -184,10 +185,11 @@ def run_crops(*, size: int, crops: int, queries: int, repeat: int = 5, seed: int
     figures: dict = {"codes": size * crops}
     indexes = {}
     for name, threshold in (("flat", None), ("multi", 0)):
-        start = time.perf_counter()
+        start, memory = time.perf_counter(), _resident_mb()
         indexes[name] = HashIndex(multi_hash_from=threshold)
         indexes[name].add(owners, codes)
         figures[f"{name}_build_seconds"] = time.perf_counter() - start
+        figures[f"{name}_mb"] = _resident_mb() - memory
     found = {
         name: [h.search(q.tobytes(), MAX_DISTANCE) for q in wanted] for name, h in indexes.items()
     }
@@ -217,9 +219,18 @@ def run_crops(*, size: int, crops: int, queries: int, repeat: int = 5, seed: int
         f"recall {figures['recall']:.3f} on the planted matches, "
         f"{'the same' if figures['same_as_flat'] else 'NOT the same'} ids as the flat index; "
         f"built in {figures['flat_build_seconds']:.1f} s (flat), "
-        f"{figures['multi_build_seconds']:.1f} s (multi-index)"
+        f"{figures['multi_build_seconds']:.1f} s (multi-index); resident memory "
+        f"+{figures['flat_mb']:,.0f} MB (flat), +{figures['multi_mb']:,.0f} MB (multi-index)"
     )
     return figures
+
+
+def _resident_mb() -> float:
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except OSError:  # not Linux
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def main(argv=None) -> dict:
