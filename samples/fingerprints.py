@@ -261,6 +261,9 @@ def _crop_form(
     left, top, right, bottom = box
     width, height = (right - left) * keep, (bottom - top) * keep
     cx, cy = (left + right) / 2, (top + bottom) / 2
+    if not degrees:  # to the nearest pixel: a copy, not a resampling
+        x, y = round(cx - width / 2), round(cy - height / 2)
+        return small.crop((x, y, x + max(1, round(width)), y + max(1, round(height))))
     size = (max(1, round(width)), max(1, round(height)))
     sx, sy = width / size[0], height / size[1]
     cos, sin = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
