@@ -175,7 +175,7 @@ def image_fingerprint(data: bytes) -> ImageFingerprint:
     variants = tuple(_pdq(small.transpose(method))[0] for method in VARIANT_FORMS.values())
     thumb = small.resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BOX).tobytes()
     flat = quality < PDQ_MIN_QUALITY or fragile
-    crops = image_crops(small, (pdq, quality))
+    crops = image_crops(small, (pdq, quality), rgb)
     return ImageFingerprint(exact, pdq, quality, variants, thumb, flat, crops)
 
 
@@ -231,10 +231,13 @@ def crop_comparison(
     return best
 
 
-def image_crops(small: Image.Image, whole: tuple[bytes, int]) -> tuple[tuple[str, bytes, int], ...]:
+def image_crops(
+    small: Image.Image, whole: tuple[bytes, int], rgb: Image.Image | None = None
+) -> tuple[tuple[str, bytes, int], ...]:
     """(form, PDQ, quality) of the CROP_FORMS of a picture already shrunk to HASH_SIZE, whose
     own (PDQ, quality) is `whole`; each hash once (a form whose hash an earlier form has is
-    left out)."""
+    left out). The trimmed forms are cut from `rgb`, the picture as decoded, if given: a
+    letterboxed picture may be half the canvas, too few pixels of `small` for a close hash."""
     pixels = np.asarray(small)
     borders, trimmed = _trim_boxes(pixels)
     full = (0, 0, *small.size)
@@ -244,7 +247,7 @@ def image_crops(small: Image.Image, whole: tuple[bytes, int]) -> tuple[tuple[str
         if form in boxes:
             if boxes[form] == full:
                 continue
-            picture = _crop_form(small, boxes[form], 1.0, 0.0)
+            picture = _trimmed_form(small, boxes[form], rgb)
         else:
             picture = _crop_form(small, full, *_CROP_BOXES[form])
         code, quality = _pdq(picture)
@@ -252,6 +255,16 @@ def image_crops(small: Image.Image, whole: tuple[bytes, int]) -> tuple[tuple[str
             seen.add(code)
             crops.append((form, code, quality))
     return tuple(crops)
+
+
+def _trimmed_form(
+    small: Image.Image, box: tuple[int, int, int, int], rgb: Image.Image | None
+) -> Image.Image:
+    if rgb is None or rgb.size == small.size:
+        return small.crop(box)
+    scale = rgb.width / small.width
+    cut = rgb.crop(tuple(round(v * scale) for v in box))
+    return _image_shrink(cut, HASH_SIZE)
 
 
 def _crop_form(
