@@ -272,3 +272,12 @@ def test_every_pair_of_cropped_forms_reads_as_words():
         for stored in fingerprints.CROP_FORMS:
             words = matching.match_reason(f"{query}~{stored}", 17)
             assert words.endswith("within 17 bits (PDQ)") and "~" not in words
+
+
+def test_a_cropped_copy_is_found_as_well_when_the_index_is_multi_hashed(monkeypatch):
+    monkeypatch.setattr(matching, "CROP_MULTI_HASH_FROM", 0)  # as a large store's index is
+    source = sample_of(png(PHOTO))
+    other = sample_of(png(dataset.draw_photo(random.Random(8), 480, 360)))
+    found = find(matching.samples_store(), CROPPED["cropped"])
+    assert "~" in found[source.id].matched_by and other.id not in found
+    assert matching.crop_index(matching.samples_store()).stats()["multi_hash"]
