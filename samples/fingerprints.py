@@ -109,22 +109,37 @@ _INVERSE_FORMS = {"rot90": "rot270", "rot270": "rot90"}  # the others undo thems
 
 # Cropped forms (issue 8). PDQ moves 10-60 bits when one side of a picture is cut by 1-2%, so
 # no fixed grid of crops covers four independent cuts: borders and bars are trimmed off at
-# the pixel, and a few central crops meet copies cut on every side. A stored picture keeps all
-# CROP_FORMS, a query searches with CROP_QUERY_FORMS; crop forms meet only each other. Each
-# is hashed from the HASH_SIZE copy ("whole" is the picture's own PDQ): forms hashed from a
-# 128-pixel copy, which PDQ's 64x64 would seem to allow, matched far fewer copies (see
-# benchmarks/quality.py).
-CROP_FORMS = ("whole", "trim", "btrim", "soft", "c90", "c80", "c80r+3", "c80r-3")
-CROP_QUERY_FORMS = ("whole", "trim", "btrim", "soft", "c90", "c80")
-# form: (share of the picture kept about its centre, degrees turned); "whole", "trim", "btrim"
-# and "soft" are the picture, trimmed of borders and caption bars, of borders only, of borders
-# and blurred borders.
-_CROP_BOXES = {"c90": (0.9, 0.0), "c80": (0.8, 0.0), "c80r+3": (0.8, 3.0), "c80r-3": (0.8, -3.0)}
-# A pair of crop forms matches within this many bits, both of PDQ quality >= CROP_MIN_QUALITY
-# (a flat form's bits are noise; a crop of a picture has less gradient than the picture). At
-# most 32: the multi-index (samples.index) is exact to 32.
-CROP_DISTANCE = 31
+# the pixel, and a few central crops, some turned, meet copies cut on every side or turned a
+# little. A picture keeps all CROP_FORMS; a query's CROP_QUERY_FORMS are compared with the
+# stored picture's CROP_STORED_FORMS (the index holds only those), and crop forms meet only
+# each other. Each is hashed from the HASH_SIZE copy ("whole" is the picture's own PDQ):
+# forms hashed from a 128-pixel copy, which PDQ's 64x64 would seem to allow, matched far
+# fewer copies. The sets were chosen on benchmarks/quality.py, seeds 0-1 (see crop_comparison).
+CROP_FORMS = (
+    "whole", "trim", "btrim", "soft", "c95", "c90", "c85", "c80",
+    "c85r+2", "c85r-2", "c80r+5", "c80r-5",
+)  # fmt: skip
+CROP_QUERY_FORMS = ("whole", "trim", "btrim", "soft", "c95", "c90", "c85", "c80")
+CROP_STORED_FORMS = (
+    "whole", "trim", "btrim", "soft", "c90", "c80", "c85r+2", "c85r-2", "c80r+5", "c80r-5",
+)  # fmt: skip
+# form: (share of the picture kept about its centre, degrees turned anticlockwise); "whole",
+# "trim", "btrim" and "soft" are the picture, trimmed of borders and caption bars, of borders
+# only, of borders and blurred borders.
+_CROP_BOXES = {
+    "c95": (0.95, 0.0), "c90": (0.9, 0.0), "c85": (0.85, 0.0), "c80": (0.8, 0.0),
+    "c85r+2": (0.85, 2.0), "c85r-2": (0.85, -2.0), "c80r+5": (0.8, 5.0), "c80r-5": (0.8, -5.0),
+}  # fmt: skip
+# A pair of crop forms matches within CROP_DISTANCE bits (moved with the policy's distance from
+# PDQ_DISTANCE), or within CROP_LOW_QUALITY_DISTANCE if either has a PDQ quality under
+# CROP_MIN_QUALITY (a flat form's bits are close to noise; a crop has less gradient than its
+# picture, so the floor is lower than PDQ_MIN_QUALITY). At most 32: the multi-index
+# (samples.index) is exact to 32. Two blurred-border trims are not compared: unrelated
+# pictures' soft forms met most often (32 of 53 false positives, seed 0).
+CROP_DISTANCE = 32
+CROP_LOW_QUALITY_DISTANCE = 16
 CROP_MIN_QUALITY = 30
+_CROP_UNPAIRED = {("soft", "soft")}
 # Trimming, on the HASH_SIZE copy. A border row (or column): BORDER_SHARE of its pixels within
 # BORDER_TOLERANCE grey levels (every channel) of the median colour of the outermost row (JPEG
 # noise and ringing stay within it). A caption bar: the rows from the top or bottom edge of
@@ -216,17 +231,21 @@ def crop_comparison(
     stored: tuple[tuple[str, bytes, int], ...],
     distance: int = PDQ_DISTANCE,
 ) -> tuple[int, str] | None:
-    """(bits, "<query form>~<stored form>") of the nearest pair of informative crop forms
-    within CROP_DISTANCE (and the policy's `distance`), the query's CROP_QUERY_FORMS against
-    every stored form; None if there is none."""
-    limit = min(distance, CROP_DISTANCE)
+    """(bits, "<query form>~<stored form>") of the nearest matching pair of crop forms, the
+    query's CROP_QUERY_FORMS against the stored CROP_STORED_FORMS (see CROP_DISTANCE); None
+    if there is none."""
+    limit = min(CROP_DISTANCE, CROP_DISTANCE + distance - PDQ_DISTANCE)
+    low = min(limit, CROP_LOW_QUALITY_DISTANCE)
     best = None
     for form, code, quality in query:
-        if form not in CROP_QUERY_FORMS or quality < CROP_MIN_QUALITY:
+        if form not in CROP_QUERY_FORMS:
             continue
         for their_form, their_code, their_quality in stored:
+            if their_form not in CROP_STORED_FORMS or (form, their_form) in _CROP_UNPAIRED:
+                continue
             bits = hamming(code, their_code)
-            if their_quality >= CROP_MIN_QUALITY and bits <= limit and (not best or bits < best[0]):
+            informative = min(quality, their_quality) >= CROP_MIN_QUALITY
+            if bits <= (limit if informative else low) and (not best or bits < best[0]):
                 best = (bits, f"{form}~{their_form}")
     return best
 

@@ -70,10 +70,14 @@ _CROP_NAMES = {
     "trim": "the picture without its borders and caption bars",
     "btrim": "the picture without its borders",
     "soft": "the picture without its plain or blurred borders",
+    "c95": "the central 95%",
     "c90": "the central 90%",
+    "c85": "the central 85%",
     "c80": "the central 80%",
-    "c80r+3": "the central 80% turned 3° left",
-    "c80r-3": "the central 80% turned 3° right",
+    "c85r+2": "the central 85% turned 2° anticlockwise",
+    "c85r-2": "the central 85% turned 2° clockwise",
+    "c80r+5": "the central 80% turned 5° anticlockwise",
+    "c80r-5": "the central 80% turned 5° clockwise",
 }
 
 
@@ -82,7 +86,7 @@ def _crop_reason(forms: str, distance: int) -> str | None:
     if query not in _CROP_NAMES or stored not in _CROP_NAMES:
         return None
     pair = {query, stored}
-    if pair & {"c80r+3", "c80r-3"}:
+    if any("r+" in form or "r-" in form for form in pair):
         what = "a slightly turned copy"
     elif pair & {"trim", "btrim", "soft"}:
         what = "a copy with borders, bars or a caption added or removed"
@@ -189,16 +193,20 @@ class Store:
         return set(self.rows.objects.filter(**lookup).values_list(self.owner_field, flat=True))
 
     def index(
-        self, kinds: tuple[str, ...], *, min_quality: int = 0, multi_hash_from: int | None = None
+        self,
+        kinds: tuple[str, ...],
+        *,
+        forms: tuple[str, ...] = (),
+        multi_hash_from: int | None = None,
     ) -> index.SyncedIndex:
-        """The codes of the rows of `kinds` (of PDQ quality >= min_quality), searched by
+        """The codes of the rows of `kinds` (of those `forms` only, if given), searched by
         multi-index hashing from multi_hash_from codes on (samples.index.HashIndex)."""
 
         def build():
             def fetch_since(last_id: int, limit: int):
                 rows = self.rows.objects.filter(id__gt=last_id, kind__in=kinds)
-                if min_quality:
-                    rows = rows.filter(quality__gte=min_quality)
+                if forms:
+                    rows = rows.filter(form__in=forms)
                 values = rows.order_by("id").values_list("id", self.owner_field, "code")[:limit]
                 return [(i, owner, bytes(code)) for i, owner, code in values]
 
@@ -208,7 +216,7 @@ class Store:
                 fetch_since=fetch_since, removed_marker=_today, multi_hash_from=multi_hash_from
             )
 
-        name = f"{self.name}:{','.join(kinds)}" + (f":q{min_quality}" if min_quality else "")
+        name = f"{self.name}:{','.join(kinds)}" + (f":{','.join(forms)}" if forms else "")
         return index.get_index(name, build)
 
 
@@ -310,19 +318,26 @@ def _images_similar(store, rows, text, distance, fresh) -> dict[int, Match]:
 
 
 def _crops_similar(store, rows, distance, fresh, matches) -> None:
-    """Owners not matched otherwise whose cropped forms meet the query's (a cropped, bordered
-    or captioned copy): found through the index of informative cropped forms, then judged by
-    all their stored cropped forms as fingerprints.crop_comparison does."""
+    """Owners not matched otherwise whose cropped forms meet the query's (a cropped, bordered,
+    captioned or turned copy): found through the index of stored cropped forms, then judged
+    by all their stored cropped forms as fingerprints.crop_comparison does."""
     mine = tuple(
         (r["form"], r["code"], r.get("quality") or 0)
         for r in rows
         if r["kind"] == Kind.PDQ_CROP and r["form"] in fingerprints.CROP_QUERY_FORMS
     )
-    queries = [(form, code) for form, code, quality in mine if quality >= _CROP_QUALITY]
-    if not queries:
+    if not mine:
         return
-    reach = min(distance, fingerprints.CROP_DISTANCE)
-    found = crop_index(store).search_many([code for _, code in queries], reach, fresh=fresh)
+    reach = min(
+        fingerprints.CROP_DISTANCE, fingerprints.CROP_DISTANCE + distance - DEFAULT_PDQ_DISTANCE
+    )
+    informative = [q[1] for q in mine if q[2] >= fingerprints.CROP_MIN_QUALITY]
+    flat = [q[1] for q in mine if q[2] < fingerprints.CROP_MIN_QUALITY]
+    searched = crop_index(store)
+    found = searched.search_many(informative, reach, fresh=fresh) if informative else []
+    if flat:  # a form of little gradient matches closer copies only (see crop_comparison)
+        low = min(reach, fingerprints.CROP_LOW_QUALITY_DISTANCE)
+        found += searched.search_many(flat, low, fresh=fresh and not informative)
     nearest: dict[int, int] = {}
     for hits in found:
         for owner, bits in hits:
@@ -333,7 +348,9 @@ def _crops_similar(store, rows, distance, fresh, matches) -> None:
         return
     stored: dict[int, list] = {}
     for owner, form, code, quality in store.rows.objects.filter(
-        kind=Kind.PDQ_CROP, **{f"{store.owner_field}__in": candidates}
+        kind=Kind.PDQ_CROP,
+        form__in=fingerprints.CROP_STORED_FORMS,
+        **{f"{store.owner_field}__in": candidates},
     ).values_list(store.owner_field, "form", "code", "quality"):
         stored.setdefault(owner, []).append((form, bytes(code), quality or 0))
     for owner, theirs in stored.items():
@@ -341,16 +358,17 @@ def _crops_similar(store, rows, distance, fresh, matches) -> None:
             _keep_best(matches, Match(owner, *hit))
 
 
-_CROP_QUALITY = fingerprints.CROP_MIN_QUALITY
 # From this many codes on, the index of cropped forms is searched by multi-index hashing
 # (samples.index.MULTI_HASH_FROM; a flat scan is as fast below it).
 CROP_MULTI_HASH_FROM = index.MULTI_HASH_FROM
 
 
 def crop_index(store: Store) -> index.SyncedIndex:
-    """The store's informative cropped forms (fingerprints.crop_comparison uses no other)."""
+    """The store's cropped forms that queries are compared with (CROP_STORED_FORMS)."""
     return store.index(
-        (Kind.PDQ_CROP,), min_quality=_CROP_QUALITY, multi_hash_from=CROP_MULTI_HASH_FROM
+        (Kind.PDQ_CROP,),
+        forms=fingerprints.CROP_STORED_FORMS,
+        multi_hash_from=CROP_MULTI_HASH_FROM,
     )
 
 

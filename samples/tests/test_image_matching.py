@@ -13,7 +13,7 @@ from samples import fingerprints, matching
 from samples.fingerprint_base import FingerprintKind as Kind
 from samples.models import Sample, SampleFingerprint, SampleLibrary
 from samples.quality import dataset, hard_edits
-from samples.tests.test_fingerprints import crop_copies
+from samples.tests.test_fingerprints import _flipped, crop_copies
 
 pytestmark = pytest.mark.django_db
 
@@ -182,7 +182,7 @@ def test_flat_pictures_stored_after_the_layout_index_loaded_are_found():
         ("video-frames", 9, "the closest 9 of 256 bits apart"),
         ("whole~c80", 23, "a cropped copy: the whole picture of one matches the central 80%"),
         ("trim~whole", 4, "a copy with borders, bars or a caption added or removed"),
-        ("c80~c80r-3", 20, "a slightly turned copy: the central 80% of one matches the central "),
+        ("c80~c80r-5", 20, "a slightly turned copy: the central 80% of one matches the central "),
         ("c80~c80", 20, "within 20 bits"),
         ("soft~whole", 9, "without its plain or blurred borders of one matches the whole"),
         ("something-new", 1, "something-new"),  # a way unknown to the page is shown as it is
@@ -259,12 +259,30 @@ def test_the_stores_judge_cropped_copies_as_image_similar_does(store_name):
                 assert (found[owner].distance, found[owner].matched_by) == (bits, form)
 
 
-def test_the_cropped_forms_index_holds_only_informative_forms():
+def test_the_index_of_cropped_forms_holds_the_stored_forms_only():
     sample = sample_of(png(PHOTO))
     rows = SampleFingerprint.objects.filter(sample=sample, kind=Kind.PDQ_CROP)
     assert set(rows.values_list("form", flat=True)) <= set(fingerprints.CROP_FORMS)
-    rows.update(quality=fingerprints.CROP_MIN_QUALITY - 1)
-    assert sample.id not in find(matching.samples_store(), CROPPED["cropped"])
+    indexed = matching.crop_index(matching.samples_store())
+    query_only = rows.exclude(form__in=fingerprints.CROP_STORED_FORMS)
+    assert query_only.exists()
+    for code in query_only.values_list("code", flat=True):
+        assert sample.id not in dict(indexed.search(bytes(code), 0, fresh=True))
+
+
+def test_cropped_forms_of_little_gradient_match_closer_copies_only():
+    sample = sample_of(png(PHOTO))
+    stored = SampleFingerprint.objects.filter(sample=sample, kind=Kind.PDQ_CROP)
+    for row in stored:  # each form 20 bits off: a copy further than the low-quality distance
+        row.code = _flipped(bytes(row.code), 20)
+        row.save()
+    # The picture's cropped forms alone (its exact and PDQ rows would find it first).
+    query = [r for r in matching.image_rows(png(PHOTO)) if r["kind"] == Kind.PDQ_CROP]
+    store = matching.samples_store()
+    found = matching.similar(store, MediaType.IMAGE, query, fresh=True)
+    assert found[sample.id].distance == 20
+    stored.update(quality=fingerprints.CROP_MIN_QUALITY - 1)
+    assert sample.id not in matching.similar(store, MediaType.IMAGE, query, fresh=True)
 
 
 def test_every_pair_of_cropped_forms_reads_as_words():
