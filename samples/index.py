@@ -25,13 +25,15 @@ CODE_BYTES = 32
 # table of its own with up to 2 of its bits flipped. Two codes within 32 bits differ in at most
 # 2 bits of one of the 11 parts (11 x 3 > 32), so every code within MULTI_HASH_EXACT bits is a
 # candidate, and faiss checks each candidate's full distance: exact to 32 bits (radius 40
-# would need 3 flips, slower than a flat scan). Its tables take ~250 bytes a code; it cannot
-# remove codes, which SyncedIndex never does (it rebuilds after removals).
+# would need 3 flips, slower than a flat scan). It is costly in memory and to build: at 7M
+# codes (benchmarks/similar.py --crops 7) ~4.9 GB beside the flat index's 0.27 GB, and 88 s;
+# it cannot remove codes, which SyncedIndex never does (it rebuilds after removals).
 MULTI_HASH_PARTS, MULTI_HASH_BITS, MULTI_HASH_FLIPS = 11, 23, 2
 MULTI_HASH_EXACT = 32
-# From this many codes a HashIndex that may switch does (benchmarks/similar.py --crops: the
-# flat scan takes ~1.4 ms per query at 1M codes, the multi-index ~0.4 ms).
-MULTI_HASH_FROM = 500_000
+# From this many codes a HashIndex that may switch does. Per code searched within 31 bits
+# (benchmarks/similar.py --crops 7): flat 0.16 ms at 140,000 codes and 9.4 ms at 7M (p50),
+# multi-index 0.31 ms and 1.9 ms; they cross near 300,000 codes.
+MULTI_HASH_FROM = 300_000
 
 Row = tuple[int, int, bytes]  # (row id, owner id, code)
 SINGLE_THREAD_QUERIES = 16  # a batch searched in the calling thread alone (see search_many)
