@@ -485,9 +485,10 @@ def timings(out) -> dict:
     jpeg = dataset.encode(photo, "JPEG", 90)
     text = " ".join(dataset.spam_text(rng) for _ in range(12))[:1000]
     image_ms = _median_ms(lambda: fp.image_fingerprint(jpeg), 20)
-    small = fp._image_shrink(fp._image_decode(jpeg), fp.HASH_SIZE)
+    rgb = fp._image_decode(jpeg)
+    small = fp._image_shrink(rgb, fp.HASH_SIZE)
     whole = fp._pdq(small)  # the picture's own PDQ, computed anyway
-    crops_ms = _median_ms(lambda: fp.image_crops(small, whole), 50)
+    crops_ms = _median_ms(lambda: fp.image_crops(small, whole, rgb), 50)
     text_ms = _median_ms(lambda: fp.text_fingerprint(text), 200)
     thumb = fp.image_fingerprint(jpeg).thumb
     probes_ms = _median_ms(lambda: fp.layout_probes(thumb), 50)
