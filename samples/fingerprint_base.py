@@ -11,6 +11,7 @@ class FingerprintKind(models.TextChoices):
     IMAGE_FLAT = "image_flat", "Image: exact pixels of a flat picture"
     PDQ = "pdq", "Image: PDQ"
     PDQ_VARIANT = "pdq_variant", "Image: PDQ of a flipped or rotated form"
+    PDQ_CROP = "pdq_crop", "Image: PDQ of a cropped or trimmed form"
     TEXT_EXACT = "text_exact", "Text: normalized exact"
     TEXT_BAND = "text_band", "Text: MinHash band"
     TEXT_MINHASH = "text_minhash", "Text: MinHash signature"
@@ -29,7 +30,8 @@ class FingerprintFields(models.Model):
     # packed MinHash signature (512 bytes).
     code = models.BinaryField(max_length=512, null=True, blank=True)
     quality = models.PositiveSmallIntegerField(null=True, blank=True)
-    form = models.CharField(max_length=12, blank=True)  # which dihedral form a variant is
+    # Which dihedral form a variant is, or which cropped form (fingerprints.CROP_FORMS).
+    form = models.CharField(max_length=12, blank=True)
 
     class Meta:
         abstract = True

@@ -8,7 +8,10 @@ Images: PDQ (Meta's 256-bit perceptual hash) of the picture and of its 7 other d
 forms, so a flipped or rotated copy matches; an 8x8 colour thumbnail, which confirms pairs a
 little beyond the PDQ distance; and for flat pictures, whose PDQ bits are noise (a blank, a
 band, a soft gradient), layout codes computed from that thumbnail, searched like PDQ and
-confirmed by it too. Texts: a normalised form that undoes the usual
+confirmed by it too. And extra PDQ hashes of cropped forms (image_crops: the picture trimmed
+of uniform borders, letterbox bars and caption bars, its central 90% and 80%, the latter
+turned a little), so a cropped, bordered or captioned copy matches: a query's forms are
+compared with the stored picture's (crop_comparison). Texts: a normalised form that undoes the usual
 filter evasions, its SHA-256, and a MinHash signature over character shingles with LSH
 band keys for the database. Videos: PDQ of one frame a second.
 
@@ -104,6 +107,63 @@ THUMB_FORMS = {
 }
 _INVERSE_FORMS = {"rot90": "rot270", "rot270": "rot90"}  # the others undo themselves
 
+# Cropped forms (issue 8). PDQ moves 10-60 bits when one side of a picture is cut by 1-2%, so
+# no fixed grid of crops covers four independent cuts: borders and bars are trimmed off at
+# the pixel, and a few central crops, some turned, meet copies cut on every side or turned a
+# little. A picture keeps all CROP_FORMS; a query's CROP_QUERY_FORMS are compared with the
+# stored picture's CROP_STORED_FORMS (the index holds only those), and crop forms meet only
+# each other. Each is hashed from the HASH_SIZE copy ("whole" is the picture's own PDQ):
+# forms hashed from a 128-pixel copy, which PDQ's 64x64 would seem to allow, matched far
+# fewer copies. The sets were chosen on benchmarks/quality.py, seeds 0-1 (see crop_comparison).
+CROP_FORMS = (
+    "whole", "trim", "btrim", "soft", "c95", "c90", "c85", "c80",
+    "c85r+2", "c85r-2", "c80r+5", "c80r-5",
+)  # fmt: skip
+CROP_QUERY_FORMS = ("whole", "trim", "btrim", "soft", "c95", "c90", "c85", "c80")
+CROP_STORED_FORMS = (
+    "whole", "trim", "btrim", "soft", "c90", "c80", "c85r+2", "c85r-2", "c80r+5", "c80r-5",
+)  # fmt: skip
+# form: (share of the picture kept about its centre, degrees turned anticlockwise); "whole",
+# "trim", "btrim" and "soft" are the picture, trimmed of borders and caption bars, of borders
+# only, of borders and blurred borders.
+_CROP_BOXES = {
+    "c95": (0.95, 0.0), "c90": (0.9, 0.0), "c85": (0.85, 0.0), "c80": (0.8, 0.0),
+    "c85r+2": (0.85, 2.0), "c85r-2": (0.85, -2.0), "c80r+5": (0.8, 5.0), "c80r-5": (0.8, -5.0),
+}  # fmt: skip
+# A pair of crop forms matches within CROP_DISTANCE bits (moved with the policy's distance from
+# PDQ_DISTANCE), or within CROP_LOW_QUALITY_DISTANCE if either has a PDQ quality under
+# CROP_MIN_QUALITY (a flat form's bits are close to noise; a crop has less gradient than its
+# picture, so the floor is lower than PDQ_MIN_QUALITY). At most 32: the multi-index
+# (samples.index) is exact to 32. Two blurred-border trims are not compared: unrelated
+# pictures' soft forms met most often (32 of 53 false positives, seed 0).
+CROP_DISTANCE = 32
+CROP_LOW_QUALITY_DISTANCE = 16
+CROP_MIN_QUALITY = 30
+_CROP_UNPAIRED = {("soft", "soft")}
+# Trimming, on the HASH_SIZE copy. A border row (or column): BORDER_SHARE of its pixels within
+# BORDER_TOLERANCE grey levels (every channel) of the median colour of the outermost row (JPEG
+# noise and ringing stay within it). A caption bar: the rows from the top or bottom edge of
+# which at least CAPTION_SHARE are of the edge's colour (the rest is the text), at most
+# CAPTION_MAX of the height. A trim leaves at least TRIM_KEEP of the width and height, or
+# none is made on that axis (a blank or banded picture is not trimmed away).
+BORDER_TOLERANCE = 24
+BORDER_SHARE = 0.98
+CAPTION_SHARE = 0.3
+CAPTION_MAX = 0.26
+TRIM_KEEP = 0.25
+TRIM_REACH = 0.45  # of the length at most from each edge (a 16:9 picture in a 9:16 canvas: 0.34)
+# A border or bar ends in an edge: its last line and the next differ by at least EDGE_STEP grey
+# levels on average (the largest channel of each pixel).
+EDGE_STEP = 12
+# Blurred borders (the "blurred background" of reposting apps: the picture centred on a blurred
+# enlarged copy of itself), trimmed off for the "soft" form: margins as wide on opposite sides
+# (to a line), at most SOFT_MAX of the length each, smooth (at most SOFT_ROUGH_SHARE of the
+# luma steps along and across each line over SOFT_ROUGH), each ending in an edge of SOFT_STEP
+# grey levels on average (a blurred background is close in colour to the picture's edge).
+SOFT_STEP = 3.0
+SOFT_ROUGH, SOFT_ROUGH_SHARE = 16.0, 0.02
+SOFT_MAX = 0.42
+
 
 @dataclass(frozen=True)
 class ImageFingerprint:
@@ -113,6 +173,9 @@ class ImageFingerprint:
     variants: tuple[bytes, ...]  # PDQ of the forms in VARIANT_FORMS, in that order
     thumb: bytes  # THUMB_SIZE x THUMB_SIZE RGB cells, row by row (192 bytes)
     flat: bool  # PDQ's bits are unreliable: also matched by layout (see FLAT_SHARE)
+    # (form, PDQ, quality) of the CROP_FORMS, in that order, without repeated hashes (a
+    # picture without borders is its own trimmed form: only "whole" is kept).
+    crops: tuple[tuple[str, bytes, int], ...] = ()
 
 
 def image_fingerprint(data: bytes) -> ImageFingerprint:
@@ -127,7 +190,8 @@ def image_fingerprint(data: bytes) -> ImageFingerprint:
     variants = tuple(_pdq(small.transpose(method))[0] for method in VARIANT_FORMS.values())
     thumb = small.resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BOX).tobytes()
     flat = quality < PDQ_MIN_QUALITY or fragile
-    return ImageFingerprint(exact, pdq, quality, variants, thumb, flat)
+    crops = image_crops(small, (pdq, quality), rgb)
+    return ImageFingerprint(exact, pdq, quality, variants, thumb, flat, crops)
 
 
 def hamming(a: bytes, b: bytes) -> int:
@@ -145,16 +209,201 @@ def image_similar(
     a: ImageFingerprint, b: ImageFingerprint, distance: int = PDQ_DISTANCE
 ) -> tuple[bool, int, str]:
     """(matched, best PDQ distance, form): form is "exact", "pdq", the VARIANT_FORMS name of
-    the transformation of `b` that looks like `a` ("rot90": `a` is `b` turned 90° left), or
-    "layout" for a flat `b` found by its layout code.
+    the transformation of `b` that looks like `a` ("rot90": `a` is `b` turned 90° left),
+    "layout" for a flat `b` found by its layout code, or "<a's crop form>~<b's crop form>"
+    for a pair of cropped forms (crop_comparison), whose distance it is then.
 
     `b` is the stored side: samples.matching searches the layout codes of stored flat
-    pictures only. PDQ treats both sides alike.
+    pictures only, and with a query's CROP_QUERY_FORMS only. PDQ treats both sides alike.
     """
     best, form, thumbs = image_comparison(a, b, distance)
     if thumbs is None:
-        return best <= pdq_threshold(min(a.quality, b.quality), distance), best, form
-    return thumbs <= THUMB_DISTANCE, best, form
+        matched = best <= pdq_threshold(min(a.quality, b.quality), distance)
+    else:
+        matched = thumbs <= THUMB_DISTANCE
+    if not matched and (crop := crop_comparison(a.crops, b.crops, distance)):
+        return True, *crop
+    return matched, best, form
+
+
+def crop_comparison(
+    query: tuple[tuple[str, bytes, int], ...],
+    stored: tuple[tuple[str, bytes, int], ...],
+    distance: int = PDQ_DISTANCE,
+) -> tuple[int, str] | None:
+    """(bits, "<query form>~<stored form>") of the nearest matching pair of crop forms, the
+    query's CROP_QUERY_FORMS against the stored CROP_STORED_FORMS (see CROP_DISTANCE); None
+    if there is none."""
+    limit = min(CROP_DISTANCE, CROP_DISTANCE + distance - PDQ_DISTANCE)
+    low = min(limit, CROP_LOW_QUALITY_DISTANCE)
+    best = None
+    for form, code, quality in query:
+        if form not in CROP_QUERY_FORMS:
+            continue
+        for their_form, their_code, their_quality in stored:
+            if their_form not in CROP_STORED_FORMS or (form, their_form) in _CROP_UNPAIRED:
+                continue
+            bits = hamming(code, their_code)
+            informative = min(quality, their_quality) >= CROP_MIN_QUALITY
+            if bits <= (limit if informative else low) and (not best or bits < best[0]):
+                best = (bits, f"{form}~{their_form}")
+    return best
+
+
+def image_crops(
+    small: Image.Image, whole: tuple[bytes, int], rgb: Image.Image | None = None
+) -> tuple[tuple[str, bytes, int], ...]:
+    """(form, PDQ, quality) of the CROP_FORMS of a picture already shrunk to HASH_SIZE, whose
+    own (PDQ, quality) is `whole`; each hash once (a form whose hash an earlier form has is
+    left out). The trimmed forms are cut from `rgb`, the picture as decoded, if given: a
+    letterboxed picture may be half the canvas, too few pixels of `small` for a close hash."""
+    pixels = np.asarray(small)
+    borders, trimmed = _trim_boxes(pixels)
+    full = (0, 0, *small.size)
+    boxes = {"trim": trimmed, "btrim": borders, "soft": _soft_trimmed(pixels, borders)}
+    crops, seen = [("whole", *whole)], {whole[0]}
+    for form in CROP_FORMS[1:]:
+        if form in boxes:
+            if boxes[form] == full:
+                continue
+            picture = _trimmed_form(small, boxes[form], rgb)
+        else:
+            picture = _crop_form(small, full, *_CROP_BOXES[form])
+        code, quality = _pdq(picture)
+        if code not in seen:
+            seen.add(code)
+            crops.append((form, code, quality))
+    return tuple(crops)
+
+
+def _trimmed_form(
+    small: Image.Image, box: tuple[int, int, int, int], rgb: Image.Image | None
+) -> Image.Image:
+    if rgb is None or rgb.size == small.size:
+        return small.crop(box)
+    scale = rgb.width / small.width
+    cut = rgb.crop(tuple(round(v * scale) for v in box))
+    return _image_shrink(cut, HASH_SIZE)
+
+
+def _crop_form(
+    small: Image.Image, box: tuple[int, int, int, int], keep: float, degrees: float
+) -> Image.Image:
+    """The central `keep` of `box`, turned by `degrees` about its centre, pixel for pixel."""
+    left, top, right, bottom = box
+    width, height = (right - left) * keep, (bottom - top) * keep
+    cx, cy = (left + right) / 2, (top + bottom) / 2
+    if not degrees:  # to the nearest pixel: a copy, not a resampling
+        x, y = round(cx - width / 2), round(cy - height / 2)
+        return small.crop((x, y, x + max(1, round(width)), y + max(1, round(height))))
+    size = (max(1, round(width)), max(1, round(height)))
+    sx, sy = width / size[0], height / size[1]
+    cos, sin = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    hw, hh = width / 2, height / 2
+    # Output point (x, y) -> input point: the box centre + R(degrees) (x * sx - hw, y * sy - hh).
+    data = (
+        cos * sx, -sin * sy, cx - cos * hw + sin * hh,
+        sin * sx, cos * sy, cy - sin * hw - cos * hh,
+    )  # fmt: skip
+    return small.transform(size, Image.Transform.AFFINE, data, Image.Resampling.BILINEAR)
+
+
+def _trim_boxes(pixels: np.ndarray) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """(left, top, right, bottom) of the picture without its uniform borders, and without its
+    borders and caption bars (see BORDER_TOLERANCE)."""
+    height, width = pixels.shape[:2]
+    rows = pixels.astype(np.int16)
+    columns = rows.transpose(1, 0, 2)
+    top, top_caption = _edge_runs(rows, height)
+    bottom, bottom_caption = _edge_runs(rows[::-1], height)
+    left, _ = _edge_runs(columns, width)
+    right, _ = _edge_runs(columns[::-1], width)
+    if left + right > (1 - TRIM_KEEP) * width:
+        left = right = 0
+    if top + bottom > (1 - TRIM_KEEP) * height:
+        top = bottom = top_caption = bottom_caption = 0
+    if top_caption + bottom_caption > (1 - TRIM_KEEP) * height:
+        top_caption = bottom_caption = 0
+    borders = (left, top, width - right, height - bottom)
+    trimmed = (left, max(top, top_caption), width - right, height - max(bottom, bottom_caption))
+    return borders, trimmed
+
+
+def _soft_trimmed(pixels: np.ndarray, box: tuple[int, int, int, int]) -> tuple[int, ...]:
+    """`box` moved in past a blurred border on each axis that has one (see SOFT_STEP) and no
+    uniform border or bar, but for one as wide as the blurred border (an even blurred margin,
+    white or black, passes for one)."""
+    height, width = pixels.shape[:2]
+    left, top, right, bottom = box
+    luma = pixels.astype(np.float32) @ _LUMA
+    # Each axis within the other's margins: a picture narrower than its canvas makes a weak
+    # edge across the whole width, a strong one across its own; so across once more.
+    for axis in ("across", "down", "across"):
+        if axis == "across" and (margin := _soft_margin(luma[top:bottom].T)):
+            if _soft_fits(margin, left, width - right):
+                left, right = margin, width - margin
+        elif axis == "down" and (margin := _soft_margin(luma[:, left:right])):  # noqa: SIM102
+            if _soft_fits(margin, top, height - bottom):
+                top, bottom = margin, height - margin
+    return left, top, right, bottom
+
+
+def _soft_fits(margin: int, *trims: int) -> bool:
+    return all(trim == 0 or abs(trim - margin) <= 2 for trim in trims)
+
+
+def _soft_margin(lines: np.ndarray) -> int:
+    """How many lines a blurred border takes on each side of `lines` (rows of luma), 0 if none
+    (see SOFT_STEP)."""
+    n = len(lines)
+    k = np.arange(4, int(n * SOFT_MAX))
+    if len(k) == 0:
+        return 0
+    steps = np.abs(np.diff(lines, axis=0)).mean(axis=1)  # steps[i]: between lines i and i + 1
+    # The share of pixels that step by more than SOFT_ROUGH to the next one along each line, or
+    # across to the next line: rough[i] for line i and on to line i + 1.
+    along = (np.abs(np.diff(lines, axis=1)) > SOFT_ROUGH).mean(axis=1)
+    rough = np.maximum(along[:-1], (np.abs(np.diff(lines, axis=0)) > SOFT_ROUGH).mean(axis=1))
+    # The far side's edge may sit a line off (the picture centred to the pixel).
+    far = np.max([steps[n - k - 2], steps[n - k - 1], steps[np.minimum(n - k, n - 2)]], axis=0)
+    edge = np.minimum(steps[k - 1], far)
+    # Short of the edge (resampling blurs it over two lines, the far one a line off too).
+    near_rough = np.maximum.accumulate(rough)[k - 3]
+    far_rough = np.maximum.accumulate(rough[::-1])[k - 4]
+    ok = (edge >= SOFT_STEP) & (np.maximum(near_rough, far_rough) <= SOFT_ROUGH_SHARE)
+    if not ok.any():
+        return 0
+    return int(k[ok][np.argmax(edge[ok])])
+
+
+def _edge_runs(lines: np.ndarray, length: int) -> tuple[int, int]:
+    """How many lines from the start of `lines` (rows of pixels, the edge first) are a border,
+    and how many make a caption bar (0 if more than CAPTION_MAX of `length`)."""
+    reach = lines[: max(2, round(length * TRIM_REACH))]
+    colour = np.median(lines[0], axis=0).astype(np.int16)
+    share = (np.abs(reach - colour) <= BORDER_TOLERANCE).all(axis=2).mean(axis=1)
+    uniform = share >= BORDER_SHARE
+    border = _leading(uniform)
+    caption = _leading(share >= CAPTION_SHARE)
+    # A caption's text is set off from the picture by a few lines of its bar's colour (the
+    # last one may be blended with the picture's first by resizing).
+    padded = caption >= 2 and bool(uniform[max(0, caption - 3) : caption - 1].any())
+    if not (padded and caption <= CAPTION_MAX * length and _edge_after(reach, caption)):
+        caption = 0
+    return (border if _edge_after(reach, border) else 0), caption
+
+
+def _edge_after(lines: np.ndarray, run: int) -> bool:
+    """Whether the picture changes sharply after the first `run` lines: a border or bar ends in
+    an edge, a smooth gradient (a sky) drifts out of BORDER_TOLERANCE a line at a time."""
+    if not 0 < run < len(lines):
+        return False
+    return float(np.abs(lines[run] - lines[run - 1]).max(axis=1).mean()) >= EDGE_STEP
+
+
+def _leading(flags: np.ndarray) -> int:
+    """How many of `flags` are true before the first false one."""
+    return len(flags) if flags.all() else int(np.argmin(flags))
 
 
 def image_comparison(

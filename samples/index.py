@@ -2,7 +2,9 @@
 
 Brute force over every code with faiss (IndexBinaryFlat, the index Meta's Hasher-Matcher-Actioner
 uses too): each search finds every code within the distance. The approximate faiss indexes
-(HNSW, IVF, BinaryHash) missed true matches on our data, so none is used here.
+(HNSW, IVF, BinaryHash) missed true matches on our data, so none is used here. A large index
+(several codes per image: the cropped forms) may switch to exact multi-index hashing instead
+(IndexBinaryMultiHash, see MULTI_HASH_*), which answers the same within MULTI_HASH_EXACT bits.
 
 The database stays the source of truth: each web or worker process keeps its own copy, loads it
 on first use, adds rows newer than the last one it saw and rebuilds after removals.
@@ -12,42 +14,71 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 
 import faiss
 import numpy as np
 
 CODE_BYTES = 32
+# Multi-index hashing: the first 11 x 23 bits of a code cut into 11 parts, each looked up in a
+# table of its own with up to 2 of its bits flipped. Two codes within 32 bits differ in at most
+# 2 bits of one of the 11 parts (11 x 3 > 32), so every code within MULTI_HASH_EXACT bits is a
+# candidate, and faiss checks each candidate's full distance: exact to 32 bits (radius 40
+# would need 3 flips, slower than a flat scan). It is costly in memory and to build: at 7M
+# codes (benchmarks/similar.py --crops 7) ~4.9 GB beside the flat index's 0.27 GB, and 88 s;
+# it cannot remove codes, which SyncedIndex never does (it rebuilds after removals).
+MULTI_HASH_PARTS, MULTI_HASH_BITS, MULTI_HASH_FLIPS = 11, 23, 2
+MULTI_HASH_EXACT = 32
+# From this many codes a HashIndex that may switch does. Per code searched within 31 bits
+# (benchmarks/similar.py --crops 7): flat 0.16 ms at 140,000 codes and 9.4 ms at 7M (p50),
+# multi-index 0.31 ms and 1.9 ms; they cross near 300,000 codes.
+MULTI_HASH_FROM = 300_000
 
 Row = tuple[int, int, bytes]  # (row id, owner id, code)
+SINGLE_THREAD_QUERIES = 16  # a batch searched in the calling thread alone (see search_many)
 
 
 class HashIndex:
     """Codes with an int64 id each; several codes may share an id (a sample's 8 forms)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, multi_hash_from: int | None = None) -> None:
+        """A flat index; with `multi_hash_from`, one that switches to multi-index hashing once
+        it holds that many codes (0: from the start)."""
+        self._multi_hash_from = multi_hash_from
+        self._multi_hash = False
         self._faiss = faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(CODE_BYTES * 8))
         self._lock = _ReadWriteLock()
+        if multi_hash_from == 0:
+            self._faiss, self._multi_hash = _multi_hash_index(), True
 
     def __len__(self) -> int:
         return self._faiss.ntotal
+
+    @property
+    def multi_hash(self) -> bool:
+        return self._multi_hash
 
     def add(self, ids: Sequence[int] | np.ndarray, codes: Sequence[bytes] | np.ndarray) -> None:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         codes = _code_array(codes)
         if len(ids) != len(codes):
             raise ValueError(f"{len(ids)} ids for {len(codes)} codes")
+        threshold = self._multi_hash_from
+        if not self._multi_hash and threshold and len(self) + len(ids) >= threshold:
+            # Built beside the flat index, which answers searches meanwhile (~1 s per 100,000
+            # codes), and swapped in unless codes were added in between.
+            with self._lock.reading():
+                hashed, size = _multi_hash_copy(self._faiss), len(self)
+            with self._lock.writing():
+                if not self._multi_hash and len(self) == size:
+                    self._faiss, self._multi_hash = hashed, True
         with self._lock.writing():
             self._faiss.add_with_ids(codes, ids)
 
     def search(self, code: bytes, max_distance: int) -> list[tuple[int, int]]:
         """(id, distance) of every id with a code within max_distance, nearest first."""
-        # One query is one thread's work in faiss anyway; a team of OpenMP threads only adds a
-        # barrier, and when another process holds a core that barrier costs tens of ms (p50
-        # 40 ms instead of 0.9 ms measured here with one core busy).
-        with _omp_threads(1):
-            return self.search_many([code], max_distance)[0]
+        return self.search_many([code], max_distance)[0]
 
     def search_many(
         self, codes: Sequence[bytes] | np.ndarray, max_distance: int
@@ -55,7 +86,14 @@ class HashIndex:
         queries = _code_array(codes)
         if max_distance < 0 or not len(queries):
             return [[] for _ in range(len(queries))]
-        with self._lock.reading():
+        # One query is one thread's work in faiss anyway, and an image's few (its forms) little
+        # more; a team of OpenMP threads only adds a barrier, and when another process holds a
+        # core that barrier costs tens of ms (p50 40 ms instead of 0.9 ms measured here with one
+        # core busy; 28 ms instead of 1 ms for an image's 6 cropped forms).
+        threads = _omp_threads(1) if len(queries) <= SINGLE_THREAD_QUERIES else nullcontext()
+        with threads, self._lock.reading():
+            if self._multi_hash and max_distance > MULTI_HASH_EXACT:
+                raise ValueError(f"multi-index hashing is exact to {MULTI_HASH_EXACT} bits only")
             # faiss keeps distances strictly below the radius.
             radius = min(max_distance, CODE_BYTES * 8) + 1
             lims, distances, ids = self._faiss.range_search(queries, radius)
@@ -71,6 +109,7 @@ class SyncedIndex:
 
     fetch_since(last_id, limit): rows with row id > last_id, ascending, at most limit.
     removed_marker(): a cheap value that changes whenever rows were removed or disabled.
+    multi_hash_from: as HashIndex's (a rebuild starts flat again and switches as it loads).
     """
 
     def __init__(
@@ -81,9 +120,11 @@ class SyncedIndex:
         refresh_seconds: float = 1.0,
         batch_size: int = 50_000,
         overlap_ids: int = 1000,
+        multi_hash_from: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fetch_since = fetch_since
+        self._multi_hash_from = multi_hash_from
         self._removed_marker = removed_marker
         self._refresh_seconds = refresh_seconds
         self._batch_size = batch_size
@@ -126,6 +167,7 @@ class SyncedIndex:
     def stats(self) -> dict:
         return {
             "size": len(self._index) if self._index is not None else 0,
+            "multi_hash": self._index is not None and self._index.multi_hash,
             "last_row_id": self._last_row_id,
             "refreshed_at": self._refreshed_wall,
         }
@@ -142,7 +184,7 @@ class SyncedIndex:
         try:
             if marker != self._marker:
                 # Built aside and swapped in: searches keep using the old copy meanwhile.
-                fresh_index = HashIndex()
+                fresh_index = HashIndex(multi_hash_from=self._multi_hash_from)
                 self._last_row_id, self._recent = self._load(fresh_index, 0, set())
                 self._index = fresh_index
             else:
@@ -209,6 +251,22 @@ def _forget_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def _multi_hash_index() -> faiss.IndexBinaryIDMap:
+    hashed = faiss.IndexBinaryMultiHash(CODE_BYTES * 8, MULTI_HASH_PARTS, MULTI_HASH_BITS)
+    hashed.nflip = MULTI_HASH_FLIPS
+    return faiss.IndexBinaryIDMap(hashed)
+
+
+def _multi_hash_copy(flat: faiss.IndexBinaryIDMap) -> faiss.IndexBinaryIDMap:
+    """A multi-index hashing index of the codes and ids of a flat one."""
+    codes = faiss.vector_to_array(faiss.downcast_IndexBinary(flat.index).xb)
+    ids = faiss.vector_to_array(flat.id_map)
+    index = _multi_hash_index()
+    if len(ids):
+        index.add_with_ids(codes.reshape(-1, CODE_BYTES), ids)
+    return index
 
 
 def _code_array(codes: Sequence[bytes] | np.ndarray) -> np.ndarray:

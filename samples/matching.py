@@ -4,9 +4,11 @@ scanning (samples like a new item) both call it, so a better matcher improves bo
 Fingerprints are rows (audit.ResultFingerprint, samples.SampleFingerprint): exact hashes and
 text band keys are looked up in the database by `key`; 256-bit PDQ codes are searched in an
 in-memory exact Hamming index (samples.index) kept in step with those rows, and so are the
-layout codes of flat pictures, computed from their stored thumbnails. Image candidates a
-little beyond the PDQ match distance, and flat pictures found by layout, are confirmed by
-their thumbnails (see fingerprints.image_similar, which judges a pair the same way).
+layout codes of flat pictures, computed from their stored thumbnails, and the PDQ codes of
+images' cropped and trimmed forms (an index of their own, multi-index hashing once large).
+Image candidates a little beyond the PDQ match distance, and flat pictures found by layout,
+are confirmed by their thumbnails; candidates found by a cropped form by their stored cropped
+forms (see fingerprints.image_similar, which judges a pair the same way).
 """
 
 from dataclasses import dataclass
@@ -27,6 +29,8 @@ EXACT_KINDS = (Kind.IMAGE_EXACT, Kind.IMAGE_FLAT)  # an image's exact hash and t
 # candidates first: 128 take ~7 ms.
 THUMB_PAIRS = 128
 LAYOUT_OVERLAP_IDS = 1000  # as samples.index.SyncedIndex's default
+# Owners found by a cropped form whose stored forms are read and judged, nearest first.
+CROP_CANDIDATES = 200
 
 
 @dataclass(frozen=True)
@@ -60,10 +64,46 @@ _REASONS = {
     "video-frames": "a copy of the video: at least half its frames match, the closest "
     "{bits} of 256 bits apart",
 }
+# The cropped forms (fingerprints.CROP_FORMS) in words, and what a pair of them looks like.
+_CROP_NAMES = {
+    "whole": "the whole picture",
+    "trim": "the picture without its borders and caption bars",
+    "btrim": "the picture without its borders",
+    "soft": "the picture without its plain or blurred borders",
+    "c95": "the central 95%",
+    "c90": "the central 90%",
+    "c85": "the central 85%",
+    "c80": "the central 80%",
+    "c85r+2": "the central 85% turned 2° anticlockwise",
+    "c85r-2": "the central 85% turned 2° clockwise",
+    "c80r+5": "the central 80% turned 5° anticlockwise",
+    "c80r-5": "the central 80% turned 5° clockwise",
+}
+
+
+def _crop_reason(forms: str, distance: int) -> str | None:
+    query, _, stored = forms.partition("~")
+    if query not in _CROP_NAMES or stored not in _CROP_NAMES:
+        return None
+    pair = {query, stored}
+    if any("r+" in form or "r-" in form for form in pair):
+        what = "a slightly turned copy"
+    elif pair & {"trim", "btrim", "soft"}:
+        what = "a copy with borders, bars or a caption added or removed"
+    elif pair != {"whole"}:
+        what = "a cropped copy"
+    else:
+        what = "a near copy at a smaller scale"
+    return (
+        f"{what}: {_CROP_NAMES[query]} of one matches {_CROP_NAMES[stored]} of the other "
+        f"within {distance} bits (PDQ)"
+    )
 
 
 def match_reason(matched_by: str, distance: int) -> str:
     """Why two items matched, in words, from a Match's (or a DecisionTarget's) fields."""
+    if "~" in matched_by and (reason := _crop_reason(matched_by, distance)):
+        return reason
     if matched_by in _FORM_NAMES:
         return (
             f"a {_FORM_NAMES[matched_by]} copy: its PDQ hash is {distance} of 256 bits from "
@@ -98,6 +138,10 @@ def image_rows(data: bytes) -> list[dict]:
     rows += [
         {"kind": Kind.PDQ_VARIANT, "code": code, "quality": fp.quality, "form": form}
         for form, code in zip(fingerprints.VARIANT_FORMS, fp.variants, strict=True)
+    ]
+    rows += [
+        {"kind": Kind.PDQ_CROP, "code": code, "quality": quality, "form": form}
+        for form, code, quality in fp.crops
     ]
     return rows
 
@@ -148,18 +192,32 @@ class Store:
     def owners_of(self, **lookup) -> set[int]:
         return set(self.rows.objects.filter(**lookup).values_list(self.owner_field, flat=True))
 
-    def index(self, kinds: tuple[str, ...]) -> index.SyncedIndex:
+    def index(
+        self,
+        kinds: tuple[str, ...],
+        *,
+        forms: tuple[str, ...] = (),
+        multi_hash_from: int | None = None,
+    ) -> index.SyncedIndex:
+        """The codes of the rows of `kinds` (of those `forms` only, if given), searched by
+        multi-index hashing from multi_hash_from codes on (samples.index.HashIndex)."""
+
         def build():
             def fetch_since(last_id: int, limit: int):
-                rows = self.rows.objects.filter(id__gt=last_id, kind__in=kinds).order_by("id")
-                values = rows.values_list("id", self.owner_field, "code")[:limit]
+                rows = self.rows.objects.filter(id__gt=last_id, kind__in=kinds)
+                if forms:
+                    rows = rows.filter(form__in=forms)
+                values = rows.order_by("id").values_list("id", self.owner_field, "code")[:limit]
                 return [(i, owner, bytes(code)) for i, owner, code in values]
 
             # Removed owners stay in the index until the daily rebuild: candidates are always
             # re-read from the database, so a stale entry only costs a lookup.
-            return index.SyncedIndex(fetch_since=fetch_since, removed_marker=_today)
+            return index.SyncedIndex(
+                fetch_since=fetch_since, removed_marker=_today, multi_hash_from=multi_hash_from
+            )
 
-        return index.get_index(f"{self.name}:{','.join(kinds)}", build)
+        name = f"{self.name}:{','.join(kinds)}" + (f":{','.join(forms)}" if forms else "")
+        return index.get_index(name, build)
 
 
 def _today():
@@ -255,7 +313,63 @@ def _images_similar(store, rows, text, distance, fresh) -> dict[int, Match]:
     laid_out = _layout_near(store, thumb, fresh) if thumb is not None else {}
     quality = next((r.get("quality") or 0 for r in rows if r["kind"] == Kind.PDQ), 0)
     _images_confirm(store, thumb, quality, distance, near, laid_out, matches)
+    _crops_similar(store, rows, distance, fresh, matches)
     return matches
+
+
+def _crops_similar(store, rows, distance, fresh, matches) -> None:
+    """Owners not matched otherwise whose cropped forms meet the query's (a cropped, bordered,
+    captioned or turned copy): found through the index of stored cropped forms, then judged
+    by all their stored cropped forms as fingerprints.crop_comparison does."""
+    mine = tuple(
+        (r["form"], r["code"], r.get("quality") or 0)
+        for r in rows
+        if r["kind"] == Kind.PDQ_CROP and r["form"] in fingerprints.CROP_QUERY_FORMS
+    )
+    if not mine:
+        return
+    reach = min(
+        fingerprints.CROP_DISTANCE, fingerprints.CROP_DISTANCE + distance - DEFAULT_PDQ_DISTANCE
+    )
+    informative = [q[1] for q in mine if q[2] >= fingerprints.CROP_MIN_QUALITY]
+    flat = [q[1] for q in mine if q[2] < fingerprints.CROP_MIN_QUALITY]
+    searched = crop_index(store)
+    found = searched.search_many(informative, reach, fresh=fresh) if informative else []
+    if flat:  # a form of little gradient matches closer copies only (see crop_comparison)
+        low = min(reach, fingerprints.CROP_LOW_QUALITY_DISTANCE)
+        found += searched.search_many(flat, low, fresh=fresh and not informative)
+    nearest: dict[int, int] = {}
+    for hits in found:
+        for owner, bits in hits:
+            if owner not in matches:
+                nearest[owner] = min(bits, nearest.get(owner, bits))
+    candidates = sorted(nearest, key=lambda owner: (nearest[owner], owner))[:CROP_CANDIDATES]
+    if not candidates:
+        return
+    stored: dict[int, list] = {}
+    for owner, form, code, quality in store.rows.objects.filter(
+        kind=Kind.PDQ_CROP,
+        form__in=fingerprints.CROP_STORED_FORMS,
+        **{f"{store.owner_field}__in": candidates},
+    ).values_list(store.owner_field, "form", "code", "quality"):
+        stored.setdefault(owner, []).append((form, bytes(code), quality or 0))
+    for owner, theirs in stored.items():
+        if hit := fingerprints.crop_comparison(mine, tuple(theirs), distance):
+            _keep_best(matches, Match(owner, *hit))
+
+
+# From this many codes on, the index of cropped forms is searched by multi-index hashing
+# (samples.index.MULTI_HASH_FROM; a flat scan is as fast below it).
+CROP_MULTI_HASH_FROM = index.MULTI_HASH_FROM
+
+
+def crop_index(store: Store) -> index.SyncedIndex:
+    """The store's cropped forms that queries are compared with (CROP_STORED_FORMS)."""
+    return store.index(
+        (Kind.PDQ_CROP,),
+        forms=fingerprints.CROP_STORED_FORMS,
+        multi_hash_from=CROP_MULTI_HASH_FROM,
+    )
 
 
 def _pdq_near(store, rows, distance, fresh, confirmable, matches) -> dict[int, tuple[int, str]]:
@@ -427,7 +541,8 @@ def indexes_warm_up() -> None:
     # An exact row with a thumbnail, so that the layout index of flat pictures loads too.
     exact = {"kind": Kind.IMAGE_EXACT, "key": 0, "code": bytes(range(192)), "quality": 100}
     image = {"kind": Kind.PDQ, "code": probe, "quality": 100}
+    crop = {"kind": Kind.PDQ_CROP, "code": probe, "quality": 100, "form": "whole"}
     frame = {"kind": Kind.VIDEO_FRAME, "code": probe, "quality": 100}
     for store in (RESULTS, samples_store()):
-        similar(store, MediaType.IMAGE, [exact, image])
+        similar(store, MediaType.IMAGE, [exact, image, crop])
         similar(store, MediaType.VIDEO, [frame])

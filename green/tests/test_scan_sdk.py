@@ -2,6 +2,7 @@
 against the live server."""
 
 import io
+import random
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -19,6 +20,8 @@ from green.tests.conftest import ScanSdk
 from samples import matching
 from samples import services as sample_services
 from samples.models import Keyword
+from samples.quality import dataset
+from samples.tests.test_fingerprints import crop_copies
 
 SCENES = ["porn", "terrorism", "ad"]
 
@@ -78,6 +81,29 @@ def test_image_scan_answers_block_customized_from_a_block_sample(sdk, media_serv
     porn = answer["data"][0]["results"][0]
     assert (porn["scene"], porn["suggestion"], porn["label"]) == ("porn", "block", "customized")
     assert Result.objects.get(data_id="d").verdict_source == "library"
+
+
+def test_cropped_and_captioned_copies_of_a_block_sample_are_answered_block(sdk, media_server):
+    # Issue 8: a blocked picture cut by 10% on every side, or given a caption bar, is still it.
+    photo = dataset.draw_photo(random.Random(7), 480, 360)
+    block_sample(dataset.encode(photo, "PNG"))
+    copies = crop_copies(photo)
+    tasks = []
+    for name in ("cropped", "captioned", "captioned-resized"):
+        media_server.routes[f"/{name}.jpg"] = (
+            "image/jpeg",
+            dataset.encode(copies[name], "JPEG", 85),
+        )
+        tasks.append({"dataId": name, "url": media_server.url(f"/{name}.jpg")})
+    answer = sdk.call(ImageSyncScanRequest.ImageSyncScanRequest, {"scenes": SCENES, "tasks": tasks})
+    for task in answer["data"]:
+        porn = task["results"][0]
+        assert (porn["scene"], porn["suggestion"], porn["label"]) == (
+            "porn",
+            "block",
+            "customized",
+        ), task["dataId"]
+        assert Result.objects.get(data_id=task["dataId"]).verdict_source == "library"
 
 
 def test_an_unreachable_image_is_answered_per_task(sdk, media_server):

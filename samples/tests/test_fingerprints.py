@@ -3,12 +3,12 @@ import random
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from audit import demo
 from audit.media import MediaError
 from samples import fingerprints as fp
-from samples.quality import dataset
+from samples.quality import dataset, hard_edits
 
 
 def encode(img: Image.Image, fmt: str, **options) -> bytes:
@@ -507,3 +507,148 @@ def test_a_file_that_is_not_a_video_raises_media_error(tmp_path):
     path.write_bytes(b"#EXTM3U\nhttp://example.com/a.ts\n")
     with pytest.raises(MediaError):
         fp.video_fingerprint(str(path))
+
+
+# --- Cropped forms (issue 8) ------------------------------------------------------------------
+
+
+def decoded(img: Image.Image, fmt: str = "JPEG") -> np.ndarray:
+    """The pixels as the trimming sees them: the picture after a round trip through `fmt`."""
+    return np.asarray(Image.open(io.BytesIO(encode(img, fmt, quality=85))).convert("RGB"))
+
+
+def framed(img: Image.Image, colour, left: int, top: int, right: int, bottom: int) -> Image.Image:
+    canvas = Image.new("RGB", (img.width + left + right, img.height + top + bottom), colour)
+    canvas.paste(img, (left, top))
+    return canvas
+
+
+def captioned(img: Image.Image, where: str, share: float = 0.15, keep_size=False):
+    spec = {
+        "where": where,
+        "share": share,
+        "background": (255, 255, 255),
+        "ink": (0, 0, 0),
+        "lines": ["WHEN YOU SEE", "WHAT THEY DID"],
+        "keep_size": keep_size,
+    }
+    return hard_edits.captioned(img, spec)
+
+
+def near(box, expected, slack: int = 1) -> bool:
+    return all(abs(a - b) <= slack for a, b in zip(box, expected, strict=True))
+
+
+@pytest.mark.parametrize("colour", [(0, 0, 0), (255, 255, 255), (40, 120, 200)])
+def test_uniform_borders_are_trimmed_to_the_pixel_despite_jpeg_noise(photo, colour):
+    small = photo.resize((200, 150))
+    borders, trimmed = fp._trim_boxes(decoded(framed(small, colour, 12, 8, 20, 5)))
+    assert near(borders, (12, 8, 212, 158)) and near(trimmed, (12, 8, 212, 158))
+
+
+def test_a_caption_bar_is_trimmed_with_its_text_but_not_by_the_borders_only_trim(photo):
+    small = photo.resize((200, 150))
+    for where in ("top", "bottom"):
+        pixels = decoded(captioned(small, where))
+        borders, trimmed = fp._trim_boxes(pixels)
+        band = pixels.shape[0] - 150
+        expected = (0, band, 200, band + 150) if where == "top" else (0, 0, 200, 150)
+        assert near(trimmed, expected), where
+        assert borders[3] - borders[1] > 150  # the text stops the borders-only trim
+
+
+def test_a_blurred_border_is_trimmed_for_the_soft_form_only(photo):
+    small = photo.resize((200, 150))
+    canvas = small.resize((300, 225)).filter(ImageFilter.GaussianBlur(12))
+    canvas.paste(small, (50, 38))
+    pixels = decoded(canvas)
+    assert fp._trim_boxes(pixels) == ((0, 0, 300, 225), (0, 0, 300, 225))
+    assert near(fp._soft_trimmed(pixels, (0, 0, 300, 225)), (50, 38, 250, 188))
+
+
+def test_a_smooth_sky_a_blank_picture_and_a_photo_are_not_trimmed(photo):
+    sky = np.linspace(60, 200, 150, dtype=np.uint8)[:, None, None].repeat(200, 1).repeat(3, 2)
+    sky[100:] = np.asarray(photo.resize((200, 50)))  # a picture below a gradient
+    blank = np.full((150, 200, 3), 230, dtype=np.uint8)
+    for pixels in (sky, blank, decoded(photo.resize((200, 150)))):
+        assert fp._trim_boxes(pixels) == ((0, 0, 200, 150), (0, 0, 200, 150))
+
+
+def test_a_picture_keeps_each_distinct_cropped_form_once(photo):
+    plain = fp.image_fingerprint(encode(photo, "JPEG")).crops
+    forms = [form for form, _, _ in plain]
+    assert forms[0] == "whole" and set(fp._CROP_BOXES) <= set(forms)  # the central crops
+    assert not {"trim", "btrim"} & set(forms)  # nothing to trim: the same hash as "whole"
+    assert len({code for _, code, _ in plain}) == len(plain)
+    framed_and_captioned = captioned(framed(photo, "white", 30, 0, 30, 0), "top")
+    edited = fp.image_fingerprint(encode(framed_and_captioned, "JPEG")).crops
+    assert {"trim", "btrim"} <= {form for form, _, _ in edited} <= set(fp.CROP_FORMS)
+    assert all(len(code) == 32 and 0 <= quality <= 100 for _, code, quality in edited)
+
+
+def crop_copies(photo: Image.Image) -> dict[str, Image.Image]:
+    w, h = photo.size
+    return {
+        "cropped": photo.crop((w // 10, h // 10, w - w // 10, h - h // 10)),
+        "bordered": framed(photo, (255, 255, 255), 30, 20, 30, 20),
+        "letterboxed": hard_edits.letterboxed(photo, {"size": (w, w), "colour": (0, 0, 0)}),
+        "captioned": captioned(photo, "bottom", 0.18),
+        "captioned-resized": captioned(photo, "top", 0.12, keep_size=True),
+        "blurred-border": hard_edits.blurred_border(random.Random(3), photo),
+    }
+
+
+COPY_NAMES = [
+    "cropped",
+    "bordered",
+    "letterboxed",
+    "captioned",
+    "captioned-resized",
+    "blurred-border",
+]
+
+
+@pytest.mark.parametrize("copy", COPY_NAMES)
+def test_cropped_bordered_and_captioned_copies_match_through_their_cropped_forms(photo, copy):
+    source = fp.image_fingerprint(encode(photo, "PNG"))
+    edited = fp.image_fingerprint(encode(crop_copies(photo)[copy], "JPEG", quality=85))
+    assert fp.hamming(edited.pdq, source.pdq) > fp.PDQ_DISTANCE  # plain PDQ misses it
+    for query, stored in ((edited, source), (source, edited)):
+        matched, bits, form = fp.image_similar(query, stored)
+        assert matched and bits <= fp.CROP_DISTANCE
+        mine, _, theirs = form.partition("~")
+        assert mine in fp.CROP_QUERY_FORMS and theirs in fp.CROP_FORMS
+
+
+def test_other_regions_of_one_picture_do_not_match_by_their_cropped_forms():
+    rng = random.Random(11)
+    for _ in range(3):
+        _, first, second = hard_edits.region_pair(rng)
+        a, b = fp.image_fingerprint(first), fp.image_fingerprint(second)
+        assert not fp.image_similar(a, b)[0] and not fp.image_similar(b, a)[0]
+
+
+def test_cropped_forms_of_low_quality_or_beyond_the_distance_do_not_match(photo):
+    source = fp.image_fingerprint(encode(photo, "PNG"))
+    edited = fp.image_fingerprint(encode(crop_copies(photo)["cropped"], "JPEG", quality=85))
+    bits, _ = fp.crop_comparison(edited.crops, source.crops)
+    # The crop distance moves with the policy's distance.
+    stricter = bits - 1 - (fp.CROP_DISTANCE - fp.PDQ_DISTANCE)
+    assert fp.crop_comparison(edited.crops, source.crops, distance=stricter) is None
+    # 20 bits off: a match between informative forms, not between forms of little gradient.
+    off = tuple((form, _flipped(code, 20), quality) for form, code, quality in source.crops)
+    assert fp.crop_comparison(source.crops, off) == (20, "whole~whole")
+    flat = tuple((form, code, fp.CROP_MIN_QUALITY - 1) for form, code, _ in off)
+    assert fp.crop_comparison(source.crops, flat) is None
+    # Only the query's CROP_QUERY_FORMS search, and only the stored CROP_STORED_FORMS answer.
+    turned = tuple(c for c in source.crops if c[0] not in fp.CROP_QUERY_FORMS)
+    assert fp.crop_comparison(turned, source.crops) is None
+    query_only = tuple(c for c in source.crops if c[0] not in fp.CROP_STORED_FORMS)
+    assert fp.crop_comparison(source.crops, query_only) is None
+
+
+def _flipped(code: bytes, bits: int) -> bytes:
+    value = int.from_bytes(code, "big")
+    for bit in range(bits):
+        value ^= 1 << (bit * 12)
+    return value.to_bytes(32, "big")

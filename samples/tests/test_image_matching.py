@@ -12,7 +12,8 @@ from audit.tests.factories import ResultFactory
 from samples import fingerprints, matching
 from samples.fingerprint_base import FingerprintKind as Kind
 from samples.models import Sample, SampleFingerprint, SampleLibrary
-from samples.quality import dataset
+from samples.quality import dataset, hard_edits
+from samples.tests.test_fingerprints import _flipped, crop_copies
 
 pytestmark = pytest.mark.django_db
 
@@ -114,7 +115,9 @@ def test_a_pdq_hash_just_past_the_distance_matches_when_the_thumbnails_agree():
     sample = sample_of(files["source"])
     match = find(matching.samples_store(), files["watermark"])[sample.id]
     assert match.distance > fingerprints.PDQ_DISTANCE and match.matched_by == "pdq"
-    # The same hashes with another picture's thumbnail: no longer a match.
+    # The same hashes with another picture's thumbnail: no longer a match (nor by the central
+    # crops, which leave the corner watermark out).
+    SampleFingerprint.objects.filter(sample=sample, kind=Kind.PDQ_CROP).delete()
     other = fingerprints.image_fingerprint(UNRELATED[1]).thumb
     SampleFingerprint.objects.filter(sample=sample, kind__in=matching.EXACT_KINDS).update(
         code=other
@@ -129,6 +132,7 @@ def test_rows_stored_before_thumbnails_are_matched_by_pdq_alone():
     flat = sample_of(SOURCE)
     legacy_rows = SampleFingerprint.objects.filter(sample=flat, kind=Kind.IMAGE_FLAT)
     legacy_rows.update(kind=Kind.IMAGE_EXACT, code=None)
+    SampleFingerprint.objects.filter(kind=Kind.PDQ_CROP).delete()  # nor cropped forms then
     assert legacy.id in find(matching.samples_store(), files["resize-0.5"])
     assert legacy.id not in find(matching.samples_store(), files["watermark"])
     assert flat.id not in find(matching.samples_store(), edited(SOURCE, COPIES["brighter"]))
@@ -176,8 +180,122 @@ def test_flat_pictures_stored_after_the_layout_index_loaded_are_found():
         ("rot90", 3, "turned a quarter"),
         ("layout", 5, "layout codes 5 bits apart, thumbnails agree"),
         ("video-frames", 9, "the closest 9 of 256 bits apart"),
+        ("whole~c80", 23, "a cropped copy: the whole picture of one matches the central 80%"),
+        ("trim~whole", 4, "a copy with borders, bars or a caption added or removed"),
+        ("c80~c80r-5", 20, "a slightly turned copy: the central 80% of one matches the central "),
+        ("c80~c80", 20, "within 20 bits"),
+        ("soft~whole", 9, "without its plain or blurred borders of one matches the whole"),
         ("something-new", 1, "something-new"),  # a way unknown to the page is shown as it is
     ],
 )
 def test_each_way_of_matching_reads_as_words(matched_by, distance, words):
     assert words in matching.match_reason(matched_by, distance)
+
+
+# Cropped, bordered and captioned copies (issue 8) -------------------------------------------
+
+PHOTO = dataset.draw_photo(random.Random(7), 480, 360)
+CROPPED = {
+    name: dataset.encode(img, "JPEG", 85)
+    for name, img in crop_copies(PHOTO).items()
+    if name in ("cropped", "bordered", "captioned", "blurred-border")
+}
+
+
+@pytest.mark.parametrize("copy", list(CROPPED))
+@pytest.mark.parametrize("store_name", ["samples", "results"])
+def test_a_cropped_bordered_or_captioned_copy_is_found_in_both_stores(store_name, copy):
+    make = sample_of if store_name == "samples" else result_of
+    store = matching.samples_store() if store_name == "samples" else matching.RESULTS
+    source = make(png(PHOTO))
+    others = [make(png(dataset.draw_photo(random.Random(seed), 480, 360))) for seed in (8, 9)]
+    found = find(store, CROPPED[copy])
+    assert "~" in found[source.id].matched_by
+    assert found[source.id].distance <= fingerprints.CROP_DISTANCE
+    assert not {other.id for other in others} & set(found)
+
+
+def test_propagation_reaches_the_cropped_bordered_and_captioned_copies_of_a_result():
+    decided = result_of(png(PHOTO))
+    copies = {result_of(data).id for data in CROPPED.values()}
+    unrelated = result_of(png(dataset.draw_photo(random.Random(8), 480, 360)))
+    found = {match.id: match for match in matching.results_similar(decided)}
+    assert set(found) == copies and unrelated.id not in found
+    # And from a decided copy back to the picture.
+    assert decided.id in {
+        match.id for match in matching.results_similar(result_of(CROPPED["cropped"]))
+    }
+
+
+@pytest.mark.parametrize("store_name", ["samples", "results"])
+def test_other_regions_of_one_large_picture_are_not_found(store_name):
+    make = sample_of if store_name == "samples" else result_of
+    store = matching.samples_store() if store_name == "samples" else matching.RESULTS
+    rng = random.Random(11)
+    pairs = [hard_edits.region_pair(rng)[1:] for _ in range(3)]
+    stored = [make(first).id for first, _ in pairs]
+    for (_, second), first_id in zip(pairs, stored, strict=True):
+        assert first_id not in find(store, second)
+
+
+@pytest.mark.parametrize("store_name", ["samples", "results"])
+def test_the_stores_judge_cropped_copies_as_image_similar_does(store_name):
+    rng = random.Random(11)
+    pictures = [png(PHOTO), *CROPPED.values(), *hard_edits.region_pair(rng)[1:]]
+    make = sample_of if store_name == "samples" else result_of
+    stored = [make(data).id for data in pictures]
+    store = matching.samples_store() if store_name == "samples" else matching.RESULTS
+    prints = [fingerprints.image_fingerprint(data) for data in pictures]
+    for query, data in zip(prints, pictures, strict=True):
+        found = find(store, data)
+        expected = {}
+        for owner, theirs in zip(stored, prints, strict=True):
+            matched, bits, form = fingerprints.image_similar(query, theirs)
+            if matched:
+                expected[owner] = (bits, form)
+        assert set(found) == set(expected)
+        for owner, (bits, form) in expected.items():
+            if "~" in form:
+                assert (found[owner].distance, found[owner].matched_by) == (bits, form)
+
+
+def test_the_index_of_cropped_forms_holds_the_stored_forms_only():
+    sample = sample_of(png(PHOTO))
+    rows = SampleFingerprint.objects.filter(sample=sample, kind=Kind.PDQ_CROP)
+    assert set(rows.values_list("form", flat=True)) <= set(fingerprints.CROP_FORMS)
+    indexed = matching.crop_index(matching.samples_store())
+    query_only = rows.exclude(form__in=fingerprints.CROP_STORED_FORMS)
+    assert query_only.exists()
+    for code in query_only.values_list("code", flat=True):
+        assert sample.id not in dict(indexed.search(bytes(code), 0, fresh=True))
+
+
+def test_cropped_forms_of_little_gradient_match_closer_copies_only():
+    sample = sample_of(png(PHOTO))
+    stored = SampleFingerprint.objects.filter(sample=sample, kind=Kind.PDQ_CROP)
+    for row in stored:  # each form 20 bits off: a copy further than the low-quality distance
+        row.code = _flipped(bytes(row.code), 20)
+        row.save()
+    # The picture's cropped forms alone (its exact and PDQ rows would find it first).
+    query = [r for r in matching.image_rows(png(PHOTO)) if r["kind"] == Kind.PDQ_CROP]
+    store = matching.samples_store()
+    found = matching.similar(store, MediaType.IMAGE, query, fresh=True)
+    assert found[sample.id].distance == 20
+    stored.update(quality=fingerprints.CROP_MIN_QUALITY - 1)
+    assert sample.id not in matching.similar(store, MediaType.IMAGE, query, fresh=True)
+
+
+def test_every_pair_of_cropped_forms_reads_as_words():
+    for query in fingerprints.CROP_QUERY_FORMS:
+        for stored in fingerprints.CROP_FORMS:
+            words = matching.match_reason(f"{query}~{stored}", 17)
+            assert words.endswith("within 17 bits (PDQ)") and "~" not in words
+
+
+def test_a_cropped_copy_is_found_as_well_when_the_index_is_multi_hashed(monkeypatch):
+    monkeypatch.setattr(matching, "CROP_MULTI_HASH_FROM", 0)  # as a large store's index is
+    source = sample_of(png(PHOTO))
+    other = sample_of(png(dataset.draw_photo(random.Random(8), 480, 360)))
+    found = find(matching.samples_store(), CROPPED["cropped"])
+    assert "~" in found[source.id].matched_by and other.id not in found
+    assert matching.crop_index(matching.samples_store()).stats()["multi_hash"]

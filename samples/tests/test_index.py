@@ -92,6 +92,29 @@ def test_an_empty_index_finds_nothing():
     assert HashIndex().search(bytes(32), 31) == []
 
 
+def test_multi_index_hashing_finds_exactly_what_the_flat_index_does_up_to_32_bits(clustered):
+    ids, codes, queries = clustered
+    flat, multi = HashIndex(), HashIndex(multi_hash_from=0)
+    flat.add(ids, codes)
+    multi.add(ids, codes)
+    assert multi.multi_hash and not flat.multi_hash
+    for max_distance in (0, 12, 23, 31, 32):
+        assert multi.search_many(queries, max_distance) == flat.search_many(queries, max_distance)
+    with pytest.raises(ValueError, match="exact to 32 bits"):
+        multi.search(queries[0], 33)
+
+
+def test_an_index_switches_to_multi_index_hashing_at_its_threshold_keeping_its_codes(clustered):
+    ids, codes, queries = clustered
+    hashes = HashIndex(multi_hash_from=2000)
+    hashes.add(ids[:1500], codes[:1500])
+    assert not hashes.multi_hash
+    hashes.add(ids[1500:], codes[1500:])
+    assert hashes.multi_hash and len(hashes) == len(codes)
+    for query in queries:
+        assert hashes.search(query, 31) == reference(ids, codes, query, 31)
+
+
 class Table:
     """The database, as SyncedIndex sees it."""
 
@@ -152,7 +175,7 @@ def test_new_rows_appear_after_the_refresh_interval_or_when_asked_fresh(table):
     table.insert(102, 8, new_code)
     clock.now += 1.0
     assert synced.search(new_code, 0) == [(7, 0), (8, 0)]
-    assert len(synced.stats()) == 3 and synced.stats()["size"] == 102
+    assert len(synced.stats()) == 4 and synced.stats()["size"] == 102
 
 
 def test_a_row_committed_after_a_higher_id_was_read_is_picked_up(table):
@@ -172,6 +195,18 @@ def test_removing_rows_rebuilds_the_index(table):
     table.remove(10)
     assert synced.search(code, 0, fresh=True) == []
     assert synced.stats()["size"] == 99
+
+
+def test_a_multi_hashed_index_rebuilds_after_removals_and_switches_again(table):
+    # Multi-index hashing cannot remove codes: a removal rebuilds the index, flat at first.
+    synced = table.synced(Clock(), multi_hash_from=50, batch_size=30)
+    code = table.rows[0][2]
+    assert synced.search(code, 0) == [(10, 0)] and synced.stats()["multi_hash"]
+    table.remove(10)
+    assert synced.search(code, 0, fresh=True) == []
+    assert synced.stats()["size"] == 99 and synced.stats()["multi_hash"]
+    for _, owner, other in table.rows:
+        assert synced.search(other, 0) == [(owner, 0)]
 
 
 def test_a_failed_refresh_rebuilds_without_duplicates(table):

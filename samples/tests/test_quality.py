@@ -162,3 +162,13 @@ def _grey_difference(a: bytes, b: bytes) -> float:
         for data in (a, b)
     ]
     return float(np.abs(grey[0] - grey[1]).mean())
+
+
+def test_the_quality_benchmark_scores_a_set_generated_before_when_asked(tmp_path, monkeypatch):
+    dataset.generate(tmp_path, images=2, texts=2, seed=5, workers=1)
+    monkeypatch.setattr(dataset, "generate", lambda *args, **kwargs: 1 / 0)  # not again
+    lines = []
+    figures = quality.run(
+        images=2, texts=2, folder=tmp_path, seed=5, workers=1, reuse=True, out=lines.append
+    )
+    assert "already in" in lines[0] and figures["images"]["pairs"] == 2 * 2

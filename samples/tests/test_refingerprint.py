@@ -1,44 +1,52 @@
 """Images fingerprinted before thumbnails were kept get theirs (samples.refingerprint)."""
 
+import random
+
 import pytest
 from django.core.files.base import ContentFile
 from django.core.management import call_command
 
 from audit.models import MediaType, ResultFingerprint
 from audit.tests.factories import ResultFactory
-from samples import matching, refingerprint
+from samples import fingerprints, matching, refingerprint
 from samples.fingerprint_base import FingerprintKind as Kind
 from samples.models import Sample, SampleFingerprint, SampleLibrary
-from samples.tests.test_image_matching import COPIES, SOURCE, edited
+from samples.quality import dataset
+from samples.tests.test_image_matching import COPIES, CROPPED, PHOTO, SOURCE, edited, png
 
 pytestmark = pytest.mark.django_db
 
 
 def as_stored_before_thumbnails(rows: list[dict]) -> list[dict]:
-    """What the matcher stored before: a plain exact row with no thumbnail, PDQ rows as now."""
+    """What the matcher stored before: a plain exact row with no thumbnail, PDQ rows as now,
+    no cropped forms."""
     old = []
-    for row in rows:
+    for row in as_stored_before_crops(rows):
         if row["kind"] in (Kind.IMAGE_EXACT, Kind.IMAGE_FLAT):
             row = {"kind": Kind.IMAGE_EXACT, "key": row["key"]}
         old.append(row)
     return old
 
 
-def old_result(data: bytes, name="old.png"):
+def as_stored_before_crops(rows: list[dict]) -> list[dict]:
+    return [row for row in rows if row["kind"] != Kind.PDQ_CROP]
+
+
+def old_result(data: bytes, name="old.png", stored_as=as_stored_before_thumbnails):
     result = ResultFactory(media_type=MediaType.IMAGE)
     result.file.save(name, ContentFile(data), save=True)
-    rows = as_stored_before_thumbnails(matching.image_rows(data))
+    rows = stored_as(matching.image_rows(data))
     ResultFingerprint.objects.bulk_create(ResultFingerprint(result=result, **r) for r in rows)
     return result
 
 
-def old_sample(data: bytes) -> Sample:
+def old_sample(data: bytes, stored_as=as_stored_before_thumbnails) -> Sample:
     library, _ = SampleLibrary.objects.get_or_create(
         media_type=MediaType.IMAGE, suggestion="block", label="porn"
     )
     sample = Sample.objects.create(library=library, media_type=MediaType.IMAGE)
     sample.file.save("old.png", ContentFile(data), save=True)
-    rows = as_stored_before_thumbnails(matching.image_rows(data))
+    rows = stored_as(matching.image_rows(data))
     SampleFingerprint.objects.bulk_create(SampleFingerprint(sample=sample, **r) for r in rows)
     return sample
 
@@ -73,3 +81,57 @@ def test_results_are_refingerprinted_once_and_missing_media_is_skipped():
     # The one whose file is gone keeps the rows it had.
     kept = ResultFingerprint.objects.filter(result=gone)
     assert set(kept.values_list("id", flat=True)) <= ids_before and kept.count() == 9
+
+
+@pytest.mark.parametrize("store_name", ["samples", "results"])
+def test_images_stored_before_cropped_forms_get_them_once_and_keep_their_other_rows(store_name):
+    photo = png(PHOTO)
+    if store_name == "samples":
+        owner, store, rows = (
+            old_sample(photo, as_stored_before_crops),
+            matching.samples_store(),
+            SampleFingerprint,
+        )
+    else:
+        owner, store, rows = (
+            old_result(photo, stored_as=as_stored_before_crops),
+            matching.RESULTS,
+            ResultFingerprint,
+        )
+    field = store.owner_field
+    kept = set(rows.objects.filter(**{field: owner.id}).values_list("id", flat=True))
+    cropped = matching.image_rows(CROPPED["cropped"])
+    assert owner.id not in matching.similar(store, MediaType.IMAGE, cropped, fresh=True)
+
+    assert refingerprint.stale_images_refingerprint(store, batch=1) == 1
+    assert refingerprint.stale_images_refingerprint(store) == 0  # nothing is left to do
+
+    mine = rows.objects.filter(**{field: owner.id})
+    assert kept < set(mine.values_list("id", flat=True))  # its other rows stay as they were
+    forms = [form for form, _, _ in fingerprints.image_fingerprint(photo).crops]
+    assert sorted(mine.filter(kind=Kind.PDQ_CROP).values_list("form", flat=True)) == sorted(forms)
+    assert "~" in matching.similar(store, MediaType.IMAGE, cropped, fresh=True)[owner.id].matched_by
+
+
+def test_the_backfill_resumes_after_an_interruption(monkeypatch):
+    done = [
+        old_sample(png(dataset.draw_photo(random.Random(n), 200, 150)), as_stored_before_crops)
+        for n in range(3)
+    ]
+    calls = []
+    real = refingerprint._image_refingerprint
+
+    def interrupted(store, owner, **options):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(owner.id)
+        return real(store, owner, **options)
+
+    monkeypatch.setattr(refingerprint, "_image_refingerprint", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        refingerprint.stale_images_refingerprint(matching.samples_store(), batch=1)
+    monkeypatch.setattr(refingerprint, "_image_refingerprint", real)
+    assert refingerprint.stale_images_refingerprint(matching.samples_store()) == 1
+    assert SampleFingerprint.objects.filter(kind=Kind.PDQ_CROP).values(
+        "sample"
+    ).distinct().count() == len(done)

@@ -10,7 +10,7 @@ from django.db import connections
 from audit.models import MediaType, ResultFingerprint
 from audit.tests.factories import ResultFactory
 from moderation_console import celery as celery_module
-from samples import index, matching, warmup
+from samples import fingerprints, index, matching, warmup
 from samples.fingerprint_base import FingerprintKind as Kind
 from samples.models import Sample, SampleFingerprint, SampleLibrary
 
@@ -49,6 +49,9 @@ def test_the_warm_up_loads_the_indexes_propagation_and_scanning_search():
     result_with(MediaType.VIDEO, (Kind.VIDEO_FRAME, code(4)), (Kind.VIDEO_FRAME, code(5)))
     sample_with(MediaType.IMAGE, (Kind.PDQ, code(6)), (Kind.PDQ_VARIANT, code(7)))
     sample_with(MediaType.VIDEO, (Kind.VIDEO_FRAME, code(8)))
+    sample = sample_with(MediaType.IMAGE, (Kind.PDQ, code(10)), (Kind.PDQ_CROP, code(11)))
+    sample.fingerprints.filter(kind=Kind.PDQ_CROP).update(form="c80")
+    crop_forms = ",".join(fingerprints.CROP_STORED_FORMS)
 
     matching.indexes_warm_up()
 
@@ -58,9 +61,12 @@ def test_the_warm_up_loads_the_indexes_propagation_and_scanning_search():
         "results:pdq": 3,
         "results:layout": 4,
         "results:video_frame": 2,
-        "samples:pdq,pdq_variant": 2,
+        "samples:pdq,pdq_variant": 3,
         "samples:layout": 0,
         "samples:video_frame": 1,
+        # The cropped forms queries are compared with (fingerprints.CROP_STORED_FORMS).
+        f"results:pdq_crop:{crop_forms}": 0,
+        f"samples:pdq_crop:{crop_forms}": 1,
     }
 
 
@@ -120,4 +126,4 @@ def test_a_search_during_the_warm_up_waits_for_the_same_load(settings, monkeypat
     warming.join(10)
 
     assert found == {wanted.id: matching.Match(wanted.id, 5, "pdq")}
-    assert len(first_loads) == 6 and set(first_loads.values()) == {1}  # each index loaded once
+    assert len(first_loads) == 8 and set(first_loads.values()) == {1}  # each index loaded once

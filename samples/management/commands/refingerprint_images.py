@@ -6,7 +6,8 @@ from samples import matching, refingerprint
 class Command(BaseCommand):
     help = (
         "Recompute the fingerprints of images (results and samples) stored before thumbnails "
-        "were kept, so that near copies are confirmed by them. Safe to rerun or interrupt."
+        "or cropped forms were kept, so that near copies are confirmed by their thumbnails and "
+        "cropped, bordered or captioned copies are found. Safe to rerun or interrupt."
     )
 
     def handle(self, *args, **options):
