@@ -13,6 +13,7 @@ forms (see fingerprints.image_similar, which judges a pair the same way).
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db.models import Max
 from django.utils import timezone
@@ -359,7 +360,8 @@ def _crops_similar(store, rows, distance, fresh, matches) -> None:
 
 
 # From this many codes on, the index of cropped forms is searched by multi-index hashing
-# (samples.index.MULTI_HASH_FROM; a flat scan is as fast below it).
+# (samples.index.MULTI_HASH_FROM; a flat scan is as fast below it), unless the setting
+# CROP_INDEX_MULTI_HASH turns it off for its memory.
 CROP_MULTI_HASH_FROM = index.MULTI_HASH_FROM
 
 
@@ -368,7 +370,7 @@ def crop_index(store: Store) -> index.SyncedIndex:
     return store.index(
         (Kind.PDQ_CROP,),
         forms=fingerprints.CROP_STORED_FORMS,
-        multi_hash_from=CROP_MULTI_HASH_FROM,
+        multi_hash_from=CROP_MULTI_HASH_FROM if settings.CROP_INDEX_MULTI_HASH else None,
     )
 
 

@@ -299,3 +299,12 @@ def test_a_cropped_copy_is_found_as_well_when_the_index_is_multi_hashed(monkeypa
     found = find(matching.samples_store(), CROPPED["cropped"])
     assert "~" in found[source.id].matched_by and other.id not in found
     assert matching.crop_index(matching.samples_store()).stats()["multi_hash"]
+
+
+def test_an_operator_can_keep_the_crop_index_flat_for_its_memory(monkeypatch, settings):
+    monkeypatch.setattr(matching, "CROP_MULTI_HASH_FROM", 0)
+    settings.CROP_INDEX_MULTI_HASH = False
+    source = sample_of(png(PHOTO))
+    found = find(matching.samples_store(), CROPPED["cropped"])
+    assert "~" in found[source.id].matched_by  # found all the same, by a flat scan
+    assert not matching.crop_index(matching.samples_store()).stats()["multi_hash"]
