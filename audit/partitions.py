@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -200,13 +201,11 @@ def detach_day(cursor, day: date, specs: list[PartitionedTable] | None = None, p
             [quote(name)],
         )
         if cursor.fetchone()[0]:
-            started = time.perf_counter()
-            cursor.execute(
-                f"ALTER TABLE {quote(spec.table)} DETACH PARTITION {quote(name)}"
-                + (" CONCURRENTLY" if concurrently else "")
-            )
-            if pace is not None:
-                pace(time.perf_counter() - started)
+            with paced(pace):
+                cursor.execute(
+                    f"ALTER TABLE {quote(spec.table)} DETACH PARTITION {quote(name)}"
+                    + (" CONCURRENTLY" if concurrently else "")
+                )
 
 
 def finalize_detaches(cursor) -> list[str]:
@@ -253,20 +252,24 @@ def drop_detached(cursor, before_drop=None, pace=None) -> list[str]:
     dropped = []
     for spec, day, name in detached_days(cursor):
         for index in _plain_indexes(cursor, name):
-            started = time.perf_counter()
-            with transaction.atomic(using=cursor.db.alias):
+            with paced(pace), transaction.atomic(using=cursor.db.alias):
                 cursor.execute(f"DROP INDEX IF EXISTS {quote(index)}")
-            if pace is not None:
-                pace(time.perf_counter() - started)
-        started = time.perf_counter()
-        with transaction.atomic(using=cursor.db.alias):
+        with paced(pace), transaction.atomic(using=cursor.db.alias):
             if before_drop is not None:
                 before_drop(spec, day)
             cursor.execute(f"DROP TABLE {quote(name)}")
-        if pace is not None:
-            pace(time.perf_counter() - started)
         dropped.append(name)
     return dropped
+
+
+@contextmanager
+def paced(pace=None):
+    """Times the block, commit included when it holds a transaction, and passes the seconds
+    to `pace` once it succeeded (the purge rests after each heavy piece)."""
+    started = time.perf_counter()
+    yield
+    if pace is not None:
+        pace(time.perf_counter() - started)
 
 
 def _plain_indexes(cursor, table: str) -> list[str]:

@@ -12,7 +12,7 @@ One run at a time (audit.locks); each run is recorded (PurgeRun) for the admin.
 
 import logging
 from datetime import UTC, date, datetime, time, timedelta
-from time import perf_counter, sleep
+from time import sleep
 
 from django.conf import settings
 from django.contrib.postgres.aggregates import ArrayAgg
@@ -135,14 +135,12 @@ def _day_contents(day: date) -> tuple[int, list[str]]:
     and slices read by index would push the page's own pages out of shared buffers (a large
     sequential scan goes through a small ring of buffers instead)."""
     low, high = partitions.day_bounds(day)
-    started = perf_counter()
-    with transaction.atomic(), connection.cursor() as cursor:
+    with partitions.paced(_rest), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         rows = Result.objects.filter(id__gte=low, id__lt=high).aggregate(
             count=Count("id"),
             files=ArrayAgg("file", filter=Q(file__startswith=OWN_MEDIA), default=[]),
         )
-    _rest(perf_counter() - started)
     return rows["count"], rows["files"]
 
 
