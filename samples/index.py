@@ -110,6 +110,8 @@ class SyncedIndex:
     fetch_since(last_id, limit): rows with row id > last_id, ascending, at most limit.
     removed_marker(): a cheap value that changes whenever rows were removed or disabled.
     multi_hash_from: as HashIndex's (a rebuild starts flat again and switches as it loads).
+    index_factory: makes the index instead of HashIndex (at the first load and each rebuild):
+    any object with HashIndex's add, search, search_many, len and multi_hash.
     """
 
     def __init__(
@@ -121,10 +123,11 @@ class SyncedIndex:
         batch_size: int = 50_000,
         overlap_ids: int = 1000,
         multi_hash_from: int | None = None,
+        index_factory: Callable[[], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fetch_since = fetch_since
-        self._multi_hash_from = multi_hash_from
+        self._new_index = index_factory or (lambda: HashIndex(multi_hash_from=multi_hash_from))
         self._removed_marker = removed_marker
         self._refresh_seconds = refresh_seconds
         self._batch_size = batch_size
@@ -184,7 +187,7 @@ class SyncedIndex:
         try:
             if marker != self._marker:
                 # Built aside and swapped in: searches keep using the old copy meanwhile.
-                fresh_index = HashIndex(multi_hash_from=self._multi_hash_from)
+                fresh_index = self._new_index()
                 self._last_row_id, self._recent = self._load(fresh_index, 0, set())
                 self._index = fresh_index
             else:

@@ -1,0 +1,315 @@
+"""Hamming range search over 63-bit crop codes, each with a 32-bit colour code (issue 8's
+crophash stage): multi-index hashing compiled with numba.
+
+A code is cut into 4 chunks of 16 bits, and each chunk has a table: the codes sorted by that
+chunk (a counting sort) and where each of its 65,536 values starts, so a probe is two reads.
+A query probes each chunk's own value and every value within `nflip` bits of it (nflip 1: the
+16 one-bit flips), and checks the full distance and the colour of every code found there. So
+it finds every code that differs from the query in at most nflip bits of some chunk: all codes
+within 4 * (nflip + 1) - 1 bits (7 for nflip 1, 3 for nflip 0). Beyond that it is approximate
+by design: at radius 10 it misses the codes whose every chunk differs in 2 bits or more
+(research/issue8_crophash REPORT.md: lowest recall over the hard edits 0.823 against 0.830 for
+an exact search).
+
+Codes added go to a tail, searched by brute force, which is merged into the tables (an O(n)
+rebuild) once it holds `merge_at` codes. Every add makes new arrays and swaps them in with one
+assignment, and the tables are rebuilt beside the ones in use: a search works on the arrays it
+read when it started, never waits for an add, and runs without the GIL.
+"""
+
+import threading
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+CODE_BYTES = 12  # a little-endian uint64 code, then a little-endian uint32 colour code
+CHUNKS, CHUNK_BITS = 4, 16
+VALUES = 1 << CHUNK_BITS
+# Tail size that triggers a merge: its brute force costs ~1 us per query code per 1,000
+# codes, and a merge of 5M codes ~0.5 s (benchmarks/codes.py).
+MERGE_AT = 20_000
+
+
+class _Arrays(NamedTuple):
+    """The merged codes in the order of their chunk 0 (so chunk 0's table needs no copy),
+    the other chunks' tables, and the tail in the order added."""
+
+    codes: np.ndarray  # (n,) uint64
+    colours: np.ndarray  # (n,) uint32
+    ids: np.ndarray  # (n,) int64
+    offsets: np.ndarray  # (CHUNKS, VALUES + 1) int64: value v of chunk c at [v, v + 1)
+    table_codes: np.ndarray  # (CHUNKS - 1, n) uint64: chunks 1.. sorted
+    table_rows: np.ndarray  # (CHUNKS - 1, n) int32: their rows in codes
+    tail_codes: np.ndarray
+    tail_colours: np.ndarray
+    tail_ids: np.ndarray
+
+
+class CodeIndex:
+    """Codes with an int64 id each; several codes may share an id (a picture's forms)."""
+
+    def __init__(self, *, colour_radius: int = 3, nflip: int = 1, merge_at: int = MERGE_AT):
+        self._colour_radius = colour_radius
+        self._nflip = nflip
+        self._flips = _flips(nflip)
+        self._merge_at = merge_at
+        self._arrays = _merged(*_parsed(np.zeros((0, CODE_BYTES), np.uint8)), np.zeros(0, np.int64))
+        self._adding = threading.Lock()  # one add at a time: each builds on the last one's arrays
+
+    def __len__(self) -> int:
+        arrays = self._arrays
+        return len(arrays.codes) + len(arrays.tail_codes)
+
+    @property
+    def multi_hash(self) -> bool:
+        return True
+
+    def add(self, ids: Sequence[int] | np.ndarray, codes: Sequence[bytes] | np.ndarray) -> None:
+        ids = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+        codes, colours = _parsed(codes)
+        if len(ids) != len(codes):
+            raise ValueError(f"{len(ids)} ids for {len(codes)} codes")
+        with self._adding:
+            arrays = self._arrays
+            tail_codes = np.concatenate([arrays.tail_codes, codes])
+            tail_colours = np.concatenate([arrays.tail_colours, colours])
+            tail_ids = np.concatenate([arrays.tail_ids, ids])
+            if len(tail_codes) < self._merge_at:
+                self._arrays = arrays._replace(
+                    tail_codes=tail_codes, tail_colours=tail_colours, tail_ids=tail_ids
+                )
+                return
+            self._arrays = _merged(
+                np.concatenate([arrays.codes, tail_codes]),
+                np.concatenate([arrays.colours, tail_colours]),
+                np.concatenate([arrays.ids, tail_ids]),
+            )
+
+    def search(self, code: bytes, max_distance: int) -> list[tuple[int, int]]:
+        """(id, distance) of every id with a code within max_distance and a colour code
+        within colour_radius (see the module's docstring for the codes it may miss), nearest
+        first."""
+        return self.search_many([code], max_distance)[0]
+
+    def search_many(
+        self, codes: Sequence[bytes] | np.ndarray, max_distance: int
+    ) -> list[list[tuple[int, int]]]:
+        queries, colours = _parsed(codes)
+        if max_distance < 0 or not len(queries):
+            return [[] for _ in range(len(queries))]
+        arrays = self._arrays
+        lims, ids, distances = _search(
+            queries, colours, max_distance, self._colour_radius, self._nflip, self._flips, *arrays
+        )
+        lims, ids, distances = lims.tolist(), ids.tolist(), distances.tolist()
+        return [
+            list(zip(ids[start:end], distances[start:end], strict=True))
+            for start, end in zip(lims[:-1], lims[1:], strict=True)
+        ]
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) what CodeIndex runs, on a tiny index."""
+    codes = np.zeros((2, CODE_BYTES), np.uint8)
+    index = CodeIndex(merge_at=1)
+    index.add([1, 2], codes)
+    index.add([3], codes[:1])  # merged, then one in the tail
+    index.search_many(codes, 10)
+
+
+def _parsed(codes: Sequence[bytes] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) uint64 codes and (n,) uint32 colour codes of 12-byte records."""
+    if isinstance(codes, np.ndarray):
+        if codes.ndim != 2 or codes.shape[1] != CODE_BYTES:
+            raise ValueError(f"codes must be an (n, {CODE_BYTES}) array")
+        array = np.ascontiguousarray(codes, dtype=np.uint8)
+    else:
+        if any(len(code) != CODE_BYTES for code in codes):
+            raise ValueError(f"codes must be {CODE_BYTES} bytes each")
+        array = np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(-1, CODE_BYTES)
+    records = array.view(np.dtype([("code", "<u8"), ("colour", "<u4")])).reshape(-1)
+    return (
+        records["code"].astype(np.uint64),  # astype copies: native order, contiguous
+        records["colour"].astype(np.uint32),
+    )
+
+
+def _flips(nflip: int) -> np.ndarray:
+    """The masks of a chunk within nflip bits, fewest bits first."""
+    masks = np.arange(VALUES, dtype=np.int64)
+    bits = np.bitwise_count(masks)
+    order = np.argsort(bits, kind="stable")
+    return masks[order][bits[order] <= nflip]
+
+
+def _merged(codes: np.ndarray, colours: np.ndarray, ids: np.ndarray) -> _Arrays:
+    if len(codes) >= 2**31:
+        raise ValueError("the tables' rows are int32")
+    offsets, codes, table_codes, table_rows, order = _tables(codes)
+    return _Arrays(
+        codes,
+        colours[order],
+        ids[order],
+        offsets,
+        table_codes,
+        table_rows,
+        np.zeros(0, np.uint64),
+        np.zeros(0, np.uint32),
+        np.zeros(0, np.int64),
+    )
+
+
+# --- Compiled ----------------------------------------------------------------------------------
+
+
+@intrinsic
+def _popcount(typingctx, value):
+    """The set bits of an unsigned integer, as int64 (LLVM's ctpop: one instruction)."""
+
+    def codegen(context, builder, signature, args):
+        count = builder.ctpop(args[0])
+        width = value.bitwidth
+        return builder.zext(count, ir.IntType(64)) if width < 64 else count
+
+    return types.int64(value), codegen
+
+
+@njit(cache=True, nogil=True)
+def _chunk(code, c):
+    return np.int64((code >> np.uint64(CHUNK_BITS * c)) & np.uint64(VALUES - 1))
+
+
+@njit(cache=True, nogil=True)
+def _sorted_by_chunk(codes, c):
+    """(offsets, rows) of a stable counting sort of codes by chunk c."""
+    offsets = np.zeros(VALUES + 1, np.int64)
+    for i in range(len(codes)):
+        offsets[_chunk(codes[i], c) + 1] += 1
+    for v in range(VALUES):
+        offsets[v + 1] += offsets[v]
+    fill = offsets[:-1].copy()
+    rows = np.empty(len(codes), np.int32)
+    for i in range(len(codes)):
+        v = _chunk(codes[i], c)
+        rows[fill[v]] = i
+        fill[v] += 1
+    return offsets, rows
+
+
+@njit(cache=True, nogil=True)
+def _tables(codes):
+    """(offsets, codes in chunk 0's order, the other chunks' sorted codes and rows in those,
+    chunk 0's order of the codes given)."""
+    offsets = np.empty((CHUNKS, VALUES + 1), np.int64)
+    offsets[0], order = _sorted_by_chunk(codes, 0)
+    first = codes[order]
+    table_codes = np.empty((CHUNKS - 1, len(codes)), np.uint64)
+    table_rows = np.empty((CHUNKS - 1, len(codes)), np.int32)
+    for c in range(1, CHUNKS):
+        offsets[c], rows = _sorted_by_chunk(first, c)
+        for j in range(len(codes)):
+            table_codes[c - 1, j] = first[rows[j]]
+            table_rows[c - 1, j] = rows[j]
+    return offsets, first, table_codes, table_rows, order
+
+
+@njit(cache=True, nogil=True)
+def _grown(array, size):
+    if size <= len(array):
+        return array
+    bigger = np.empty(max(size, 2 * len(array)), array.dtype)
+    bigger[: len(array)] = array
+    return bigger
+
+
+@njit(cache=True, nogil=True)
+def _found_before(x, c, nflip):
+    """Whether a code at x = query ^ code was found through a chunk before c already."""
+    for before in range(c):  # noqa: SIM110 (numba compiles no generator for any())
+        if _popcount(np.uint64(_chunk(x, before))) <= nflip:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _search(
+    queries,
+    query_colours,
+    radius,
+    colour_radius,
+    nflip,
+    flips,
+    codes,
+    colours,
+    ids,
+    offsets,
+    table_codes,
+    table_rows,
+    tail_codes,
+    tail_colours,
+    tail_ids,
+):
+    """(lims, ids, distances): query q's nearest hit per id at [lims[q], lims[q + 1]),
+    nearest first, then by id."""
+    lims = np.zeros(len(queries) + 1, np.int64)
+    out_ids = np.empty(1024, np.int64)
+    out_distances = np.empty(1024, np.int64)
+    hit_ids = np.empty(256, np.int64)
+    hit_distances = np.empty(256, np.int64)
+    for q in range(len(queries)):
+        query, colour = queries[q], query_colours[q]
+        hits = 0
+        for c in range(CHUNKS):
+            bucket = codes if c == 0 else table_codes[c - 1]
+            value = _chunk(query, c)
+            for f in range(len(flips)):
+                probe = value ^ flips[f]
+                for j in range(offsets[c, probe], offsets[c, probe + 1]):
+                    x = query ^ bucket[j]
+                    distance = _popcount(x)
+                    # A code near in several chunks is taken in the first of them only.
+                    if distance > radius or _found_before(x, c, nflip):
+                        continue
+                    row = j if c == 0 else table_rows[c - 1, j]
+                    if _popcount(colour ^ colours[row]) > colour_radius:
+                        continue
+                    hit_ids = _grown(hit_ids, hits + 1)
+                    hit_distances = _grown(hit_distances, hits + 1)
+                    hit_ids[hits], hit_distances[hits] = ids[row], distance
+                    hits += 1
+        for j in range(len(tail_codes)):
+            distance = _popcount(query ^ tail_codes[j])
+            if distance <= radius and _popcount(colour ^ tail_colours[j]) <= colour_radius:
+                hit_ids = _grown(hit_ids, hits + 1)
+                hit_distances = _grown(hit_distances, hits + 1)
+                hit_ids[hits], hit_distances[hits] = tail_ids[j], distance
+                hits += 1
+        start = lims[q]
+        nearest_ids, nearest_distances = _nearest_per_id(hit_ids[:hits], hit_distances[:hits])
+        out_ids = _grown(out_ids, start + len(nearest_ids))
+        out_distances = _grown(out_distances, start + len(nearest_ids))
+        out_ids[start : start + len(nearest_ids)] = nearest_ids
+        out_distances[start : start + len(nearest_ids)] = nearest_distances
+        lims[q + 1] = start + len(nearest_ids)
+    return lims, out_ids[: lims[-1]], out_distances[: lims[-1]]
+
+
+@njit(cache=True, nogil=True)
+def _nearest_per_id(ids, distances):
+    """The nearest distance of each id, by distance then id."""
+    by_id = np.argsort(ids, kind="mergesort")
+    unique_ids = np.empty(len(ids), np.int64)
+    nearest = np.empty(len(ids), np.int64)
+    count = 0
+    for i in by_id:
+        if count and unique_ids[count - 1] == ids[i]:
+            nearest[count - 1] = min(nearest[count - 1], distances[i])
+        else:
+            unique_ids[count], nearest[count] = ids[i], distances[i]
+            count += 1
+    order = np.argsort(nearest[:count], kind="mergesort")  # stable: ids stay ascending
+    return unique_ids[:count][order], nearest[:count][order]
