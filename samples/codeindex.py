@@ -35,15 +35,14 @@ MERGE_AT = 20_000
 
 
 class _Arrays(NamedTuple):
-    """The merged codes in the order of their chunk 0 (so chunk 0's table needs no copy),
-    the other chunks' tables, and the tail in the order added."""
+    """The merged codes sorted by each chunk, and the tail in the order added. The rows of
+    the merged codes are in chunk 0's order, so chunk 0's table needs no rows."""
 
-    codes: np.ndarray  # (n,) uint64
-    colours: np.ndarray  # (n,) uint32
-    ids: np.ndarray  # (n,) int64
+    table_codes: np.ndarray  # (CHUNKS, n) uint64: the codes sorted by chunk c
     offsets: np.ndarray  # (CHUNKS, VALUES + 1) int64: value v of chunk c at [v, v + 1)
-    table_codes: np.ndarray  # (CHUNKS - 1, n) uint64: chunks 1.. sorted
-    table_rows: np.ndarray  # (CHUNKS - 1, n) int32: their rows in codes
+    table_rows: np.ndarray  # (CHUNKS - 1, n) int32: rows of chunks 1.. sorted codes
+    colours: np.ndarray  # (n,) uint32 by row
+    ids: np.ndarray  # (n,) int64 by row
     tail_codes: np.ndarray
     tail_colours: np.ndarray
     tail_ids: np.ndarray
@@ -62,7 +61,7 @@ class CodeIndex:
 
     def __len__(self) -> int:
         arrays = self._arrays
-        return len(arrays.codes) + len(arrays.tail_codes)
+        return arrays.table_codes.shape[1] + len(arrays.tail_codes)
 
     @property
     def multi_hash(self) -> bool:
@@ -84,7 +83,7 @@ class CodeIndex:
                 )
                 return
             self._arrays = _merged(
-                np.concatenate([arrays.codes, tail_codes]),
+                np.concatenate([arrays.table_codes[0], tail_codes]),
                 np.concatenate([arrays.colours, tail_colours]),
                 np.concatenate([arrays.ids, tail_ids]),
             )
@@ -149,14 +148,13 @@ def _flips(nflip: int) -> np.ndarray:
 def _merged(codes: np.ndarray, colours: np.ndarray, ids: np.ndarray) -> _Arrays:
     if len(codes) >= 2**31:
         raise ValueError("the tables' rows are int32")
-    offsets, codes, table_codes, table_rows, order = _tables(codes)
+    table_codes, offsets, table_rows, order = _tables(codes)
     return _Arrays(
-        codes,
+        table_codes,
+        offsets,
+        table_rows,
         colours[order],
         ids[order],
-        offsets,
-        table_codes,
-        table_rows,
         np.zeros(0, np.uint64),
         np.zeros(0, np.uint32),
         np.zeros(0, np.int64),
@@ -202,19 +200,20 @@ def _sorted_by_chunk(codes, c):
 
 @njit(cache=True, nogil=True)
 def _tables(codes):
-    """(offsets, codes in chunk 0's order, the other chunks' sorted codes and rows in those,
-    chunk 0's order of the codes given)."""
+    """_Arrays' table_codes, offsets and table_rows, and the order of the codes given in
+    chunk 0's table (their rows)."""
     offsets = np.empty((CHUNKS, VALUES + 1), np.int64)
-    offsets[0], order = _sorted_by_chunk(codes, 0)
-    first = codes[order]
-    table_codes = np.empty((CHUNKS - 1, len(codes)), np.uint64)
+    table_codes = np.empty((CHUNKS, len(codes)), np.uint64)
     table_rows = np.empty((CHUNKS - 1, len(codes)), np.int32)
+    offsets[0], order = _sorted_by_chunk(codes, 0)
+    for j in range(len(codes)):
+        table_codes[0, j] = codes[order[j]]
     for c in range(1, CHUNKS):
-        offsets[c], rows = _sorted_by_chunk(first, c)
+        offsets[c], rows = _sorted_by_chunk(table_codes[0], c)
         for j in range(len(codes)):
-            table_codes[c - 1, j] = first[rows[j]]
+            table_codes[c, j] = table_codes[0, rows[j]]
             table_rows[c - 1, j] = rows[j]
-    return offsets, first, table_codes, table_rows, order
+    return table_codes, offsets, table_rows, order
 
 
 @njit(cache=True, nogil=True)
@@ -243,12 +242,11 @@ def _search(
     colour_radius,
     nflip,
     flips,
-    codes,
+    table_codes,
+    offsets,
+    table_rows,
     colours,
     ids,
-    offsets,
-    table_codes,
-    table_rows,
     tail_codes,
     tail_colours,
     tail_ids,
@@ -264,12 +262,16 @@ def _search(
         query, colour = queries[q], query_colours[q]
         hits = 0
         for c in range(CHUNKS):
-            bucket = codes if c == 0 else table_codes[c - 1]
             value = _chunk(query, c)
             for f in range(len(flips)):
                 probe = value ^ flips[f]
-                for j in range(offsets[c, probe], offsets[c, probe + 1]):
-                    x = query ^ bucket[j]
+                start, end = offsets[c, probe], offsets[c, probe + 1]
+                # Grown here, not in the loop below: an array assigned in a loop is
+                # reference-counted at every turn of it.
+                hit_ids = _grown(hit_ids, hits + end - start)
+                hit_distances = _grown(hit_distances, hits + end - start)
+                for j in range(start, end):
+                    x = query ^ table_codes[c, j]
                     distance = _popcount(x)
                     # A code near in several chunks is taken in the first of them only.
                     if distance > radius or _found_before(x, c, nflip):
@@ -277,15 +279,13 @@ def _search(
                     row = j if c == 0 else table_rows[c - 1, j]
                     if _popcount(colour ^ colours[row]) > colour_radius:
                         continue
-                    hit_ids = _grown(hit_ids, hits + 1)
-                    hit_distances = _grown(hit_distances, hits + 1)
                     hit_ids[hits], hit_distances[hits] = ids[row], distance
                     hits += 1
+        hit_ids = _grown(hit_ids, hits + len(tail_codes))
+        hit_distances = _grown(hit_distances, hits + len(tail_codes))
         for j in range(len(tail_codes)):
             distance = _popcount(query ^ tail_codes[j])
             if distance <= radius and _popcount(colour ^ tail_colours[j]) <= colour_radius:
-                hit_ids = _grown(hit_ids, hits + 1)
-                hit_distances = _grown(hit_distances, hits + 1)
                 hit_ids[hits], hit_distances[hits] = tail_ids[j], distance
                 hits += 1
         start = lims[q]
