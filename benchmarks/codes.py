@@ -47,11 +47,12 @@ import mih  # noqa: E402
 
 from audit import demo  # noqa: E402
 from samples import fingerprints  # noqa: E402
-from samples.codeindex import CodeIndex, warm_up  # noqa: E402
+from samples.codeindex import MERGE_AT, CodeIndex, warm_up  # noqa: E402
 from samples.quality import dataset, hard_edits  # noqa: E402
 
 RADIUS = crophash.RADIUS
 COLOUR_RADIUS = crophash.COLOUR_RADIUS
+LOAD_BATCH = 50_000  # rows a SyncedIndex reads at a time
 SEED = 11  # of the generated pictures (the quality set's scoring uses seeds 0-3)
 
 
@@ -215,6 +216,7 @@ def run(*, size: int, pictures: int, real: int, derived: float, repeat: int, nfl
     batches = [records(*picture) for picture in queries]
     ms, found = timed(lambda batch: index.search_many(batch, RADIUS), batches, repeat)
     figures |= percentiles("CodeIndex", ms)
+    figures |= loaded_in_batches(codes, colours, ids, batches, found)
 
     start = time.perf_counter()
     baseline = mih.MultiIndex(codes)
@@ -244,11 +246,40 @@ def run(*, size: int, pictures: int, real: int, derived: float, repeat: int, nfl
         f"+{figures['resident_mb']:,.0f} MB"
     )
     print(
+        f"      load: {figures['load_seconds']:.1f} s in adds of {LOAD_BATCH:,} (a SyncedIndex's "
+        f"first load), {'the same' if figures['same_when_loaded'] else 'NOT the same'} hits; "
+        f"a merge of {MERGE_AT:,} codes into the full index {figures['merge_seconds']:.2f} s"
+    )
+    print(
         f"      hits: {figures['hits_per_picture']:.0f} (id, distance) per picture, the edited "
         f"picture's source among them for {figures['sources_found']:.0%}; "
         f"{'the same' if figures['same_as_numpy'] else 'NOT the same'} hits as numpy"
     )
     return figures
+
+
+def loaded_in_batches(codes, colours, ids, batches, found) -> dict:
+    """Time to load the codes in SyncedIndex's batches (a merge at each), then of one merge
+    of MERGE_AT codes into the full index, and searches with a tail of MERGE_AT - 1 codes
+    (the most it holds); and that the loaded index finds the same."""
+    start = time.perf_counter()
+    index = CodeIndex(colour_radius=COLOUR_RADIUS)
+    for first in range(0, len(codes), LOAD_BATCH):
+        part = slice(first, first + LOAD_BATCH)
+        index.add(ids[part], records(codes[part], colours[part]))
+    load_seconds = time.perf_counter() - start
+    same = [index.search_many(batch, RADIUS) for batch in batches] == found
+    extra = np.arange(MERGE_AT, dtype=np.uint64)
+    start = time.perf_counter()
+    index.add(np.arange(MERGE_AT) - MERGE_AT, records(extra, extra.astype(np.uint32)))
+    merge_seconds = time.perf_counter() - start
+    index.add(np.full(MERGE_AT - 1, -1), records(extra[1:], extra[1:].astype(np.uint32)))
+    ms, _ = timed(lambda batch: index.search_many(batch, RADIUS), batches, 1)
+    return {
+        "load_seconds": load_seconds,
+        "same_when_loaded": same,
+        "merge_seconds": merge_seconds,
+    } | percentiles("full tail", ms)
 
 
 def _resident_mb() -> float:

@@ -24,14 +24,19 @@ from typing import NamedTuple
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 CODE_BYTES = 12  # a little-endian uint64 code, then a little-endian uint32 colour code
 CHUNKS, CHUNK_BITS = 4, 16
 VALUES = 1 << CHUNK_BITS
-# Tail size that triggers a merge: its brute force costs ~1 us per query code per 1,000
-# codes, and a merge of 5M codes ~0.5 s (benchmarks/codes.py).
-MERGE_AT = 20_000
+# Tail size that triggers a merge. The tail's brute force costs ~0.05 ms per picture (85
+# query codes) per 1,000 codes: ~1 ms at 20,000, a third of the budget; a merge costs 0.05 s
+# at 1M codes, 0.25 s at 5M, paid by the add that triggers it (benchmarks/codes.py).
+MERGE_AT = 5_000
+# Buckets whose first codes are fetched ahead of their scan: p50 -20% at 5M codes over none
+# (and over fetching all of a query's 68 at once).
+PREFETCH_AHEAD = 4
 
 
 class _Arrays(NamedTuple):
@@ -56,7 +61,13 @@ class CodeIndex:
         self._nflip = nflip
         self._flips = _flips(nflip)
         self._merge_at = merge_at
-        self._arrays = _merged(*_parsed(np.zeros((0, CODE_BYTES), np.uint8)), np.zeros(0, np.int64))
+        self._arrays = _Arrays(
+            np.zeros((CHUNKS, 0), np.uint64),
+            np.zeros((CHUNKS, VALUES + 1), np.int64),
+            np.zeros((CHUNKS - 1, 0), np.int32),
+            *_EMPTY[1:],
+            *_EMPTY,
+        )
         self._adding = threading.Lock()  # one add at a time: each builds on the last one's arrays
 
     def __len__(self) -> int:
@@ -82,11 +93,10 @@ class CodeIndex:
                     tail_codes=tail_codes, tail_colours=tail_colours, tail_ids=tail_ids
                 )
                 return
-            self._arrays = _merged(
-                np.concatenate([arrays.table_codes[0], tail_codes]),
-                np.concatenate([arrays.colours, tail_colours]),
-                np.concatenate([arrays.ids, tail_ids]),
-            )
+            if len(arrays.colours) + len(tail_codes) >= 2**31:
+                raise ValueError("the tables' rows are int32")
+            merged = _merge(*arrays[:5], tail_codes, tail_colours, tail_ids)
+            self._arrays = _Arrays(*merged, *_EMPTY)
 
     def search(self, code: bytes, max_distance: int) -> list[tuple[int, int]]:
         """(id, distance) of every id with a code within max_distance and a colour code
@@ -145,20 +155,7 @@ def _flips(nflip: int) -> np.ndarray:
     return masks[order][bits[order] <= nflip]
 
 
-def _merged(codes: np.ndarray, colours: np.ndarray, ids: np.ndarray) -> _Arrays:
-    if len(codes) >= 2**31:
-        raise ValueError("the tables' rows are int32")
-    table_codes, offsets, table_rows, order = _tables(codes)
-    return _Arrays(
-        table_codes,
-        offsets,
-        table_rows,
-        colours[order],
-        ids[order],
-        np.zeros(0, np.uint64),
-        np.zeros(0, np.uint32),
-        np.zeros(0, np.int64),
-    )
+_EMPTY = (np.zeros(0, np.uint64), np.zeros(0, np.uint32), np.zeros(0, np.int64))
 
 
 # --- Compiled ----------------------------------------------------------------------------------
@@ -174,6 +171,24 @@ def _popcount(typingctx, value):
         return builder.zext(count, ir.IntType(64)) if width < 64 else count
 
     return types.int64(value), codegen
+
+
+@intrinsic
+def _prefetch(typingctx, address):
+    """A hint to fetch the cache line at this address (LLVM's prefetch: read, keep)."""
+
+    def codegen(context, builder, signature, args):
+        pointer = builder.inttoptr(args[0], ir.PointerType(ir.IntType(8)))
+        i32 = ir.IntType(32)
+        function = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(ir.VoidType(), [pointer.type, i32, i32, i32]),
+            "llvm.prefetch.p0",
+        )
+        builder.call(function, [pointer, i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(address), codegen
 
 
 @njit(cache=True, nogil=True)
@@ -199,21 +214,45 @@ def _sorted_by_chunk(codes, c):
 
 
 @njit(cache=True, nogil=True)
-def _tables(codes):
-    """_Arrays' table_codes, offsets and table_rows, and the order of the codes given in
-    chunk 0's table (their rows)."""
-    offsets = np.empty((CHUNKS, VALUES + 1), np.int64)
-    table_codes = np.empty((CHUNKS, len(codes)), np.uint64)
-    table_rows = np.empty((CHUNKS - 1, len(codes)), np.int32)
-    offsets[0], order = _sorted_by_chunk(codes, 0)
-    for j in range(len(codes)):
-        table_codes[0, j] = codes[order[j]]
+def _merge(table_codes, offsets, table_rows, colours, ids, tail_codes, tail_colours, tail_ids):
+    """_Arrays' first five with the tail merged in: each bucket's codes, then the tail's of
+    that bucket. One pass over the tables (no random reads or writes but the tail's)."""
+    size = table_codes.shape[1] + len(tail_codes)
+    new_codes = np.empty((CHUNKS, size), np.uint64)
+    new_offsets = np.empty((CHUNKS, VALUES + 1), np.int64)
+    new_rows = np.empty((CHUNKS - 1, size), np.int32)
+    new_colours = np.empty(size, np.uint32)
+    new_ids = np.empty(size, np.int64)
+    before, order = _sorted_by_chunk(tail_codes, 0)  # before[v]: tail codes of chunk 0 < v
+    tail_rows = np.empty(len(tail_codes), np.int64)
+    for v in range(VALUES):
+        out = new_offsets[0, v] = offsets[0, v] + before[v]
+        for j in range(offsets[0, v], offsets[0, v + 1]):
+            new_codes[0, out], new_colours[out], new_ids[out] = (
+                table_codes[0, j],
+                colours[j],
+                ids[j],
+            )
+            out += 1
+        for i in order[before[v] : before[v + 1]]:
+            new_codes[0, out], new_colours[out] = tail_codes[i], tail_colours[i]
+            new_ids[out], tail_rows[i] = tail_ids[i], out
+            out += 1
     for c in range(1, CHUNKS):
-        offsets[c], rows = _sorted_by_chunk(table_codes[0], c)
-        for j in range(len(codes)):
-            table_codes[c, j] = table_codes[0, rows[j]]
-            table_rows[c - 1, j] = rows[j]
-    return table_codes, offsets, table_rows, order
+        tail_offsets, tail_order = _sorted_by_chunk(tail_codes, c)
+        for v in range(VALUES):
+            out = new_offsets[c, v] = offsets[c, v] + tail_offsets[v]
+            for j in range(offsets[c, v], offsets[c, v + 1]):
+                code = table_codes[c, j]
+                # Its row moves down by the tail codes placed before it in chunk 0's order.
+                new_codes[c, out] = code
+                new_rows[c - 1, out] = table_rows[c - 1, j] + before[_chunk(code, 0)]
+                out += 1
+            for i in tail_order[tail_offsets[v] : tail_offsets[v + 1]]:
+                new_codes[c, out], new_rows[c - 1, out] = tail_codes[i], tail_rows[i]
+                out += 1
+    new_offsets[:, VALUES] = size
+    return new_codes, new_offsets, new_rows, new_colours, new_ids
 
 
 @njit(cache=True, nogil=True)
@@ -258,31 +297,42 @@ def _search(
     out_distances = np.empty(1024, np.int64)
     hit_ids = np.empty(256, np.int64)
     hit_distances = np.empty(256, np.int64)
+    starts = np.empty(CHUNKS * len(flips), np.int64)  # of the buckets probed
+    ends = np.empty(CHUNKS * len(flips), np.int64)
     for q in range(len(queries)):
         query, colour = queries[q], query_colours[q]
-        hits = 0
+        # The buckets first, then their codes: the reads of the offsets wait neither for
+        # each other nor for the codes. The hit arrays are grown here, not in the loops
+        # below: an array assigned in a loop is reference-counted at every turn of it.
+        reach = len(tail_codes)
         for c in range(CHUNKS):
             value = _chunk(query, c)
             for f in range(len(flips)):
                 probe = value ^ flips[f]
-                start, end = offsets[c, probe], offsets[c, probe + 1]
-                # Grown here, not in the loop below: an array assigned in a loop is
-                # reference-counted at every turn of it.
-                hit_ids = _grown(hit_ids, hits + end - start)
-                hit_distances = _grown(hit_distances, hits + end - start)
-                for j in range(start, end):
-                    x = query ^ table_codes[c, j]
-                    distance = _popcount(x)
-                    # A code near in several chunks is taken in the first of them only.
-                    if distance > radius or _found_before(x, c, nflip):
-                        continue
-                    row = j if c == 0 else table_rows[c - 1, j]
-                    if _popcount(colour ^ colours[row]) > colour_radius:
-                        continue
-                    hit_ids[hits], hit_distances[hits] = ids[row], distance
-                    hits += 1
-        hit_ids = _grown(hit_ids, hits + len(tail_codes))
-        hit_distances = _grown(hit_distances, hits + len(tail_codes))
+                k = c * len(flips) + f
+                starts[k], ends[k] = offsets[c, probe], offsets[c, probe + 1]
+                reach += ends[k] - starts[k]
+        hit_ids = _grown(hit_ids, reach)
+        hit_distances = _grown(hit_distances, reach)
+        hits = 0
+        for k in range(min(PREFETCH_AHEAD, len(starts))):
+            _prefetch(_address(table_codes, k // len(flips), starts[k]))
+        for k in range(len(starts)):
+            ahead = k + PREFETCH_AHEAD
+            if ahead < len(starts):
+                _prefetch(_address(table_codes, ahead // len(flips), starts[ahead]))
+            c = k // len(flips)
+            for j in range(starts[k], ends[k]):
+                x = query ^ table_codes[c, j]
+                distance = _popcount(x)
+                # A code near in several chunks is taken in the first of them only.
+                if distance > radius or _found_before(x, c, nflip):
+                    continue
+                row = j if c == 0 else table_rows[c - 1, j]
+                if _popcount(colour ^ colours[row]) > colour_radius:
+                    continue
+                hit_ids[hits], hit_distances[hits] = ids[row], distance
+                hits += 1
         for j in range(len(tail_codes)):
             distance = _popcount(query ^ tail_codes[j])
             if distance <= radius and _popcount(colour ^ tail_colours[j]) <= colour_radius:
@@ -296,6 +346,11 @@ def _search(
         out_distances[start : start + len(nearest_ids)] = nearest_distances
         lims[q + 1] = start + len(nearest_ids)
     return lims, out_ids[: lims[-1]], out_distances[: lims[-1]]
+
+
+@njit(cache=True, nogil=True)
+def _address(table, row, column):
+    return table.ctypes.data + table.itemsize * (row * table.shape[1] + column)
 
 
 @njit(cache=True, nogil=True)

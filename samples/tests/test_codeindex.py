@@ -122,9 +122,8 @@ def test_codes_merged_into_the_tables_and_those_in_the_tail_are_all_found(plante
             ids[start : start + 600],
             records(codes[start : start + 600], colours[start : start + 600]),
         )
-    assert (
-        len(index) == len(codes) and len(index._arrays.tail_codes) == 600
-    )  # 9 adds: the last in the tail
+    assert len(index) == len(codes)
+    assert len(index._arrays.tail_codes) == 600  # 9 adds: the last one in the tail
     found = index.search_many(records(queries, query_colours), 7)
     for query, colour, got in zip(queries, query_colours, found, strict=True):
         assert got == reference(ids, codes, colours, query, colour, 7)
