@@ -2,7 +2,7 @@
 crophash stage): multi-index hashing compiled with numba.
 
 A code is cut into 4 chunks of 16 bits, and each chunk has a table: the codes sorted by that
-chunk (a counting sort) and where each of its 65,536 values starts, so a probe is two reads.
+chunk and where each of its 65,536 values starts, so a probe is two reads.
 A query probes each chunk's own value and every value within `nflip` bits of it (nflip 1: the
 16 one-bit flips), and checks the full distance and the colour of every code found there. So
 it finds every code that differs from the query in at most nflip bits of some chunk: all codes
@@ -11,8 +11,8 @@ by design: at radius 10 it misses the codes whose every chunk differs in 2 bits 
 (research/issue8_crophash REPORT.md: lowest recall over the hard edits 0.823 against 0.830 for
 an exact search).
 
-Codes added go to a tail, searched by brute force, which is merged into the tables (an O(n)
-rebuild) once it holds `merge_at` codes. Every add makes new arrays and swaps them in with one
+Codes added go to a tail, searched by brute force, which is merged into the tables (one pass
+over them) once it holds `merge_at` codes. Every add makes new arrays and swaps them in with one
 assignment, and the tables are rebuilt beside the ones in use: a search works on the arrays it
 read when it started, never waits for an add, and runs without the GIL.
 """
@@ -65,8 +65,9 @@ class CodeIndex:
             np.zeros((CHUNKS, 0), np.uint64),
             np.zeros((CHUNKS, VALUES + 1), np.int64),
             np.zeros((CHUNKS - 1, 0), np.int32),
-            *_EMPTY[1:],
-            *_EMPTY,
+            np.zeros(0, np.uint32),
+            np.zeros(0, np.int64),
+            *_NO_TAIL,
         )
         self._adding = threading.Lock()  # one add at a time: each builds on the last one's arrays
 
@@ -96,7 +97,7 @@ class CodeIndex:
             if len(arrays.colours) + len(tail_codes) >= 2**31:
                 raise ValueError("the tables' rows are int32")
             merged = _merge(*arrays[:5], tail_codes, tail_colours, tail_ids)
-            self._arrays = _Arrays(*merged, *_EMPTY)
+            self._arrays = _Arrays(*merged, *_NO_TAIL)
 
     def search(self, code: bytes, max_distance: int) -> list[tuple[int, int]]:
         """(id, distance) of every id with a code within max_distance and a colour code
@@ -155,7 +156,7 @@ def _flips(nflip: int) -> np.ndarray:
     return masks[order][bits[order] <= nflip]
 
 
-_EMPTY = (np.zeros(0, np.uint64), np.zeros(0, np.uint32), np.zeros(0, np.int64))
+_NO_TAIL = (np.zeros(0, np.uint64), np.zeros(0, np.uint32), np.zeros(0, np.int64))
 
 
 # --- Compiled ----------------------------------------------------------------------------------
@@ -228,11 +229,8 @@ def _merge(table_codes, offsets, table_rows, colours, ids, tail_codes, tail_colo
     for v in range(VALUES):
         out = new_offsets[0, v] = offsets[0, v] + before[v]
         for j in range(offsets[0, v], offsets[0, v + 1]):
-            new_codes[0, out], new_colours[out], new_ids[out] = (
-                table_codes[0, j],
-                colours[j],
-                ids[j],
-            )
+            new_codes[0, out], new_colours[out] = table_codes[0, j], colours[j]
+            new_ids[out] = ids[j]
             out += 1
         for i in order[before[v] : before[v + 1]]:
             new_codes[0, out], new_colours[out] = tail_codes[i], tail_colours[i]
@@ -303,36 +301,14 @@ def _search(
         query, colour = queries[q], query_colours[q]
         # The buckets first, then their codes: the reads of the offsets wait neither for
         # each other nor for the codes. The hit arrays are grown here, not in the loops
-        # below: an array assigned in a loop is reference-counted at every turn of it.
-        reach = len(tail_codes)
-        for c in range(CHUNKS):
-            value = _chunk(query, c)
-            for f in range(len(flips)):
-                probe = value ^ flips[f]
-                k = c * len(flips) + f
-                starts[k], ends[k] = offsets[c, probe], offsets[c, probe + 1]
-                reach += ends[k] - starts[k]
+        # that fill them: an array assigned in a loop is reference-counted at every turn.
+        reach = _buckets(query, flips, offsets, starts, ends) + len(tail_codes)
         hit_ids = _grown(hit_ids, reach)
         hit_distances = _grown(hit_distances, reach)
-        hits = 0
-        for k in range(min(PREFETCH_AHEAD, len(starts))):
-            _prefetch(_address(table_codes, k // len(flips), starts[k]))
-        for k in range(len(starts)):
-            ahead = k + PREFETCH_AHEAD
-            if ahead < len(starts):
-                _prefetch(_address(table_codes, ahead // len(flips), starts[ahead]))
-            c = k // len(flips)
-            for j in range(starts[k], ends[k]):
-                x = query ^ table_codes[c, j]
-                distance = _popcount(x)
-                # A code near in several chunks is taken in the first of them only.
-                if distance > radius or _found_before(x, c, nflip):
-                    continue
-                row = j if c == 0 else table_rows[c - 1, j]
-                if _popcount(colour ^ colours[row]) > colour_radius:
-                    continue
-                hit_ids[hits], hit_distances[hits] = ids[row], distance
-                hits += 1
+        hits = _scan(
+            query, colour, radius, colour_radius, nflip, len(flips), starts, ends,
+            table_codes, table_rows, colours, ids, hit_ids, hit_distances,
+        )  # fmt: skip
         for j in range(len(tail_codes)):
             distance = _popcount(query ^ tail_codes[j])
             if distance <= radius and _popcount(colour ^ tail_colours[j]) <= colour_radius:
@@ -346,6 +322,48 @@ def _search(
         out_distances[start : start + len(nearest_ids)] = nearest_distances
         lims[q + 1] = start + len(nearest_ids)
     return lims, out_ids[: lims[-1]], out_distances[: lims[-1]]
+
+
+@njit(cache=True, nogil=True)
+def _buckets(query, flips, offsets, starts, ends):
+    """Fill starts and ends with the buckets to probe, chunk by chunk; their total size."""
+    reach = 0
+    for c in range(CHUNKS):
+        value = _chunk(query, c)
+        for f in range(len(flips)):
+            probe = value ^ flips[f]
+            k = c * len(flips) + f
+            starts[k], ends[k] = offsets[c, probe], offsets[c, probe + 1]
+            reach += ends[k] - starts[k]
+    return reach
+
+
+@njit(cache=True, nogil=True)
+def _scan(
+    query, colour, radius, colour_radius, nflip, per_chunk, starts, ends,
+    table_codes, table_rows, colours, ids, hit_ids, hit_distances,
+):  # fmt: skip
+    """Put the hits in the buckets into hit_ids and hit_distances; how many."""
+    hits = 0
+    for k in range(min(PREFETCH_AHEAD, len(starts))):
+        _prefetch(_address(table_codes, k // per_chunk, starts[k]))
+    for k in range(len(starts)):
+        ahead = k + PREFETCH_AHEAD
+        if ahead < len(starts):
+            _prefetch(_address(table_codes, ahead // per_chunk, starts[ahead]))
+        c = k // per_chunk
+        for j in range(starts[k], ends[k]):
+            x = query ^ table_codes[c, j]
+            distance = _popcount(x)
+            # A code near in several chunks is taken in the first of them only.
+            if distance > radius or _found_before(x, c, nflip):
+                continue
+            row = j if c == 0 else table_rows[c - 1, j]
+            if _popcount(colour ^ colours[row]) > colour_radius:
+                continue
+            hit_ids[hits], hit_distances[hits] = ids[row], distance
+            hits += 1
+    return hits
 
 
 @njit(cache=True, nogil=True)
