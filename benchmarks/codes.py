@@ -11,15 +11,19 @@ ones (what a multi-index's buckets see):
   does), cached in the temp folder;
 - query pictures: a hard edit (samples/quality/hard_edits.py: crop, border, letterbox,
   caption, turn) of a stored picture, their crophash.query_codes (~85 a picture);
-- topped up to `--size`: `--derived` of the rest are real codes with 16-24 random bits flipped
-  (the parent's colour code kept: the harder case, more of them pass the colour check), so the
-  buckets stay skewed, and the rest plain random codes with a real colour code. It prints how
-  much more often chunks collide than random ones (the research measured 9-12x, largest
-  bucket 0.2-0.3%, on 104k real codes).
+- topped up to `--size`: `--derived` of the rest are real codes with 16-24 random bits
+  flipped within two of their four 16-bit chunks, the other two kept (flips spread over all
+  four chunks leave every chunk near random: 1.0-2.0x), with the parent's colour code (the
+  harder case: more of them pass the colour check); the rest plain random codes with a real
+  colour code. It prints how much more often chunks collide than random ones: 7.0x at the
+  defaults, largest bucket 0.22% (the research measured 9-12x and 0.2-0.3% on 104k real
+  codes alone; this set's real codes alone 14-20x, 0.48%).
 Each query picture's codes are searched together (search_many) within RADIUS bits and
-COLOUR_RADIUS colour bits: p50/p95/p99 per picture, build time and memory; then the same by
-the numpy multi-index (its search alone; the colour check and the nearest per id are not
-timed), and both must find the same (id, distance) pairs.
+COLOUR_RADIUS colour bits: p50/p95/p99 per picture, build time and memory; the same with a
+full tail (MERGE_AT - 1 codes added after the last merge); the time to load the codes in a
+SyncedIndex's batches of 50,000 and of one merge into the full index; then the numpy
+multi-index (its search alone is timed, not the colour check and the nearest per id), and
+all must find the same (id, distance) pairs.
 """
 
 import argparse
