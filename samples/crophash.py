@@ -81,6 +81,7 @@ ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-4)
 GREY_CHROMA = 3.0  # mean |Cb| + |Cr| under this: a grey picture, whose colour is not checked
 CONTENT_SHARE = 0.8  # a stored picture whose uniform trim keeps less of its area has bars
 TURNED = 1.5  # degrees: an alignment turned this much is reported as "turned"
+TURNED_SLIGHTLY = 0.5  # and this much when the stored picture is otherwise whole in the query
 CROPPED = 0.02  # share of a side: a stored picture beyond the query by this much was cropped
 
 Rect = tuple[float, float, float, float]  # x0, x1, y0, y1 in grey-copy pixels
@@ -710,4 +711,7 @@ def _edit(pic: CropPicture, where: tuple, stored: _Stored, region: str) -> str:
         return "letterboxed"
     if added:
         return "bordered"
-    return "cropped" if min(sides.values()) < -CROPPED else "resized"
+    if min(sides.values()) < -CROPPED:
+        return "cropped"
+    # Turned a little, and not cropped to hide it (the ECC angle is noisier under a crop).
+    return "turned" if abs(where[1]) >= TURNED_SLIGHTLY else "resized"
