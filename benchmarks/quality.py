@@ -1,24 +1,25 @@
 """Quality of the near-duplicate matcher (samples/fingerprints.py) on the generated set.
 
     .venv/bin/python benchmarks/quality.py [--images 200] [--texts 200] [--folder PATH]
-        [--seed 0] [--workers N] [--no-hard] [--json] [--reuse]
+        [--seed 0] [--workers N] [--no-hard] [--json] [--reuse] [--no-central-crops]
 
 Generates the set (samples/quality/dataset.py) into the folder, fingerprints every file and
 text, and prints:
 - images: per transform, recall of a copy against its source at the default distance, for
   our matcher (exact, PDQ and the pixel-transformed variants, near PDQ hashes and flat
-  pictures' layout codes confirmed by thumbnails, cropped forms) over all sources, split by
-  the source's PDQ quality and for the flat sources, then plain PDQ (no variants) and PDQ with
-  pdqhash's
-  own dihedral hashes; the false-positive rate of every source against every unrelated image,
-  by what matched them; a sweep of thumbnail distances (from which THUMB_DISTANCE was
-  chosen) and of distances for low-quality hashes (LOW_QUALITY_DISTANCE, the outright match);
+  pictures' layout codes confirmed by thumbnails, cropped forms, crophash) over all sources,
+  split by the source's PDQ quality and for the flat sources, then plain PDQ (no variants) and
+  PDQ with pdqhash's own dihedral hashes; the false-positive rate of every source against
+  every unrelated image, by what matched them; a sweep of thumbnail distances (from which
+  THUMB_DISTANCE was chosen) and of distances for low-quality hashes (LOW_QUALITY_DISTANCE,
+  the outright match);
 - hard images (issue 8; skipped with --no-hard): per hard edit of
   samples/quality/hard_edits.py (crops, borders, letterboxes, captions, small rotations),
   recall of a copy against its source for plain PDQ (no variants), for our matcher without
-  its cropped forms, and for our matcher (the same judgement as above, fp.image_similar's:
-  the copy's CROP_QUERY_FORMS against the source's CROP_FORMS), side by side; false
-  positives of the hard
+  its cropped forms and crophash, with its PDQ cropped forms (the copy's CROP_QUERY_FORMS
+  against the source's CROP_STORED_FORMS), crophash alone (the copy's query codes against the
+  source's stored codes, samples/crophash.py), and our matcher (all of them: the same judgement
+  as above, fp.image_similar's), side by side; false positives of the hard
   negatives: each pair a x b both ways (with counts per kind: other regions of one picture,
   shared border, caption bar or letterbox), every hard negative against every source both
   ways, and every hard-edited copy against every other source;
@@ -26,6 +27,8 @@ text, and prints:
   through a shared LSH band key and estimated similarity at or above the threshold); false
   positives of every benign text against every source; a sweep of thresholds;
 - timings.
+With --no-central-crops, the PDQ central and turned crop forms (CENTRAL_CROPS) are left out of
+the comparisons (and of the fingerprints' timing): what the matcher would be without them.
 Targets: image recall >= 0.98 per transform over all sources with FPR <= 0.1%; recall of our
 matcher >= 0.8 per hard edit with FPR <= 0.1% on each set of hard pairs; text recall >= 0.95
 per edit with no false positive on benign texts. "< target" (or "> target") marks a row that
@@ -38,7 +41,7 @@ import os
 import statistics
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -52,6 +55,7 @@ django.setup()
 import numpy as np  # noqa: E402
 import pdqhash  # noqa: E402
 
+from samples import crophash  # noqa: E402
 from samples import fingerprints as fp  # noqa: E402
 from samples.quality import dataset, hard_edits  # noqa: E402
 
@@ -60,6 +64,7 @@ HARD_TARGET = 0.8  # issue 8
 LOW_QUALITY_SWEEP = (4, 8, 12, 16, 20, 24, 31)
 THUMB_SWEEP = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
 THRESHOLD_SWEEP = (0.3, 0.4, 0.5, 0.6, 0.7)
+CENTRAL_CROPS = ("c95", "c90", "c85", "c80", "c85r+2", "c85r-2", "c80r+5", "c80r-5")
 
 
 def run(
@@ -163,6 +168,7 @@ def _copy_pair(entry: dict, copy, source, dihedral: list[bytes]) -> dict:
     limit = fp.pdq_threshold(min(copy.quality, source.quality))
     base = _matched(best, limit, thumbs)
     crop = None if base else fp.crop_comparison(copy.crops, source.crops)
+    crophash = fp.crophash_comparison(copy, source)  # also alone, for its own column
     return {
         "transform": entry["transform"],
         "informative": source.quality >= fp.PDQ_MIN_QUALITY,
@@ -172,7 +178,9 @@ def _copy_pair(entry: dict, copy, source, dihedral: list[bytes]) -> dict:
         "thumbs": thumbs,
         "base": base,
         "crop": crop is not None,
-        "matched": base or crop is not None,
+        "crophash": crophash is not None,
+        "edit": crophash.edit if crophash else None,
+        "matched": base or crop is not None or crophash is not None,
         "plain": fp.hamming(copy.pdq, source.pdq) <= limit,
         "pdqhash": min(fp.hamming(copy.pdq, h) for h in dihedral) <= limit,
     }
@@ -183,15 +191,19 @@ def _unrelated_pair(source, negative, files: tuple[str, str]) -> dict:
     limit = fp.pdq_threshold(min(source.quality, negative.quality))
     base = _matched(best, limit, thumbs)
     crop = None if base else fp.crop_comparison(source.crops, negative.crops)
+    crophash = None if base or crop else fp.crophash_comparison(source, negative)
     if crop:
         best, form = crop
+    elif crophash:
+        best, form = crophash.bits, f"crophash:{crophash.form}"
     return {
         "low": min(source.quality, negative.quality) < fp.PDQ_MIN_QUALITY,
         "best": best,
         "form": form,
         "thumbs": thumbs,
         "crop": crop is not None,
-        "matched": base or crop is not None,
+        "crophash": crophash is not None,
+        "matched": base or crop is not None or crophash is not None,
         "plain": fp.hamming(source.pdq, negative.pdq) <= limit,
         "files": files,
     }
@@ -199,13 +211,13 @@ def _unrelated_pair(source, negative, files: tuple[str, str]) -> dict:
 
 def _matched(best: int, limit: int, thumbs: float | None) -> bool:
     """fp.image_similar's verdict from fp.image_comparison's figures (without comparing twice),
-    before the cropped forms (fp.crop_comparison) are tried."""
+    before the cropped forms (fp.crop_comparison) and crophash are tried."""
     return best <= limit if thumbs is None else thumbs <= fp.THUMB_DISTANCE
 
 
 def _matched_at(pair: dict, threshold: float) -> bool:
     """Whether the pair matches with THUMB_DISTANCE at `threshold`."""
-    if pair["thumbs"] is None or pair["crop"]:
+    if pair["thumbs"] is None or pair["crop"] or pair["crophash"]:
         return pair["matched"]
     return pair["thumbs"] <= threshold
 
@@ -247,11 +259,13 @@ def _false_positive_rate(unrelated: list[dict], out, label: str = "source x unre
     plain = sum(p["plain"] for p in unrelated)
     rate = len(false) / len(unrelated)
     flag = "" if rate <= FPR_TARGET else "  > target"
-    confirmed = sum(p["thumbs"] is not None and not p["crop"] for p in false)
+    confirmed = sum(p["thumbs"] is not None and not p["crop"] and not p["crophash"] for p in false)
     cropped = sum(p["crop"] for p in false)
+    hashed = sum(p["crophash"] for p in false)
     out(
         f"false positives: {len(false)} of {len(unrelated)} {label} pairs = "
-        f"{rate:.4%}{flag} ({confirmed} confirmed by thumbnails, {cropped} by cropped forms; "
+        f"{rate:.4%}{flag} ({confirmed} confirmed by thumbnails, {cropped} by cropped forms, "
+        f"{hashed} by crophash; "
         f"plain PDQ: {plain} = {plain / len(unrelated):.4%})"
     )
     for pair in sorted(false, key=lambda p: p["best"])[:5]:
@@ -344,22 +358,30 @@ def hard_scores(entries: list[dict], prints: dict, sources: dict, dihedral: dict
 
 def _hard_recall_table(copies: list[dict], out) -> dict:
     out(
-        f"{'hard edit':<18}{'plain PDQ':>10}{'no crops':>9}{'matcher':>9}{'copies':>8}"
-        "   (no crops: the matcher without its cropped forms)"
+        f"{'hard edit':<18}{'plain PDQ':>10}{'no crops':>9}{'PDQ crops':>10}{'crophash':>9}"
+        f"{'matcher':>9}{'copies':>8}  crophash's edit\n(no crops: the matcher without its "
+        "cropped forms and crophash; PDQ crops: with its PDQ cropped forms, as before crophash; "
+        "crophash: alone)"
     )
     rows = {}
     for transform in hard_edits.HARD_TRANSFORMS:
         pairs = [p for p in copies if p["transform"] == transform]
+        edits = Counter(p["edit"] for p in pairs if p["edit"])
         rows[transform] = row = {
             "plain_pdq": _share(pairs, "plain"),
             "without_crops": _share(pairs, "base"),
+            "pdq_crops": _share([{"x": p["base"] or p["crop"]} for p in pairs], "x"),
+            "crophash": _share(pairs, "crophash"),
             "recall": _share(pairs, "matched"),
             "copies": len(pairs),
+            "edits": dict(edits),
         }
         flag = "" if row["recall"] >= HARD_TARGET else "  < target"
+        common = ", ".join(f"{edit} {n}" for edit, n in edits.most_common(2))
         out(
             f"{transform:<18}{row['plain_pdq']:>10.3f}{row['without_crops']:>9.3f}"
-            f"{row['recall']:>9.3f}{len(pairs):>8}{flag}"
+            f"{row['pdq_crops']:>10.3f}{row['crophash']:>9.3f}{row['recall']:>9.3f}"
+            f"{len(pairs):>8}  {common}{flag}"
         )
     return rows
 
@@ -494,20 +516,41 @@ def timings(out) -> dict:
     probes_ms = _median_ms(lambda: fp.layout_probes(thumb), 50)
     candidates = [(thumb, "rot90")] * 64
     confirm_ms = _median_ms(lambda: fp.thumb_distances(thumb, candidates), 20)
+    crophash_ms = _median_ms(lambda: _crophash_codes(small), 50)
+    w, h = photo.size
+    cropped = fp.image_fingerprint(dataset.encode(photo.crop((w // 10, 0, w, h - h // 20)), "JPEG"))
+    stored = fp.image_fingerprint(jpeg)
+    pair_ms = _median_ms(lambda: fp.crophash_comparison(cropped, stored), 50)
     out(
         f"image fingerprint of a {len(jpeg) / 1e6:.1f} MB {photo.width}x{photo.height} JPEG: "
-        f"{image_ms:.1f} ms (of which its {len(fp.CROP_FORMS)} cropped forms {crops_ms:.1f} ms); "
+        f"{image_ms:.1f} ms (of which its {len(fp.CROP_FORMS)} cropped forms {crops_ms:.1f} ms, "
+        f"crophash {crophash_ms:.1f} ms); crophash of a cropped copy and its source (codes "
+        f"compared, confirmed) {pair_ms:.2f} ms; "
         f"text fingerprint of {len(text)} characters: {text_ms:.2f} ms; "
         f"layout probes of an image {probes_ms:.2f} ms; 64 thumbnails compared {confirm_ms:.1f} ms"
     )
     return {
         "image_ms": image_ms,
         "crops_ms": crops_ms,
+        "crophash_ms": crophash_ms,
+        "crophash_pair_ms": pair_ms,
         "text_ms": text_ms,
         "layout_probes_ms": probes_ms,
         "thumbs_64_ms": confirm_ms,
         "jpeg_bytes": len(jpeg),
     }
+
+
+def _crophash_codes(small) -> tuple:
+    picture = crophash.crop_picture(small)
+    return crophash.stored_codes(picture), crophash.query_codes(picture)
+
+
+def central_crops_drop() -> None:
+    """Leave the PDQ central and turned crop forms (CENTRAL_CROPS) out of the fingerprints and
+    the comparisons, as if retired (crophash may make them redundant)."""
+    for name in ("CROP_FORMS", "CROP_QUERY_FORMS", "CROP_STORED_FORMS"):
+        setattr(fp, name, tuple(f for f in getattr(fp, name) if f not in CENTRAL_CROPS))
 
 
 def _median_ms(call, repeat: int) -> float:
@@ -532,7 +575,14 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="score the set already in --folder, if there is one"
     )
+    parser.add_argument(
+        "--no-central-crops",
+        action="store_true",
+        help="leave the PDQ central and turned crop forms out (CENTRAL_CROPS)",
+    )
     args = parser.parse_args()
+    if args.no_central_crops:
+        central_crops_drop()
     figures = run(
         images=args.images,
         texts=args.texts,

@@ -11,7 +11,9 @@ band, a soft gradient), layout codes computed from that thumbnail, searched like
 confirmed by it too. And extra PDQ hashes of cropped forms (image_crops: the picture trimmed
 of uniform borders, letterbox bars and caption bars, its central 90% and 80%, the latter
 turned a little), so a cropped, bordered or captioned copy matches: a query's forms are
-compared with the stored picture's (crop_comparison). Texts: a normalised form that undoes the usual
+compared with the stored picture's (crop_comparison). And crop-tolerant codes (samples.crophash),
+which catch the cropped, bordered, captioned and turned copies those forms miss, confirmed by
+aligning thumbnails (crophash_comparison). Texts: a normalised form that undoes the usual
 filter evasions, its SHA-256, and a MinHash signature over character shingles with LSH
 band keys for the database. Videos: PDQ of one frame a second.
 
@@ -36,6 +38,7 @@ from django.conf import settings
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from audit import media
+from samples import crophash
 
 # --- Images ---------------------------------------------------------------------------------
 
@@ -176,6 +179,10 @@ class ImageFingerprint:
     # (form, PDQ, quality) of the CROP_FORMS, in that order, without repeated hashes (a
     # picture without borders is its own trimmed form: only "whole" is kept).
     crops: tuple[tuple[str, bytes, int], ...] = ()
+    # What the picture is stored and indexed by, and what it searches with as a query (the
+    # query side keeps its grey copy: the confirm aligns stored thumbnails in it).
+    crop_stored: crophash.CropStored | None = None
+    crop_query: tuple[crophash.CropPicture, crophash.CropQuery] | None = None
 
 
 def image_fingerprint(data: bytes) -> ImageFingerprint:
@@ -191,7 +198,18 @@ def image_fingerprint(data: bytes) -> ImageFingerprint:
     thumb = small.resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BOX).tobytes()
     flat = quality < PDQ_MIN_QUALITY or fragile
     crops = image_crops(small, (pdq, quality), rgb)
-    return ImageFingerprint(exact, pdq, quality, variants, thumb, flat, crops)
+    picture = crophash.crop_picture(small)
+    return ImageFingerprint(
+        exact,
+        pdq,
+        quality,
+        variants,
+        thumb,
+        flat,
+        crops,
+        crophash.stored_codes(picture),
+        (picture, crophash.query_codes(picture)),
+    )
 
 
 def hamming(a: bytes, b: bytes) -> int:
@@ -210,20 +228,37 @@ def image_similar(
 ) -> tuple[bool, int, str]:
     """(matched, best PDQ distance, form): form is "exact", "pdq", the VARIANT_FORMS name of
     the transformation of `b` that looks like `a` ("rot90": `a` is `b` turned 90° left),
-    "layout" for a flat `b` found by its layout code, or "<a's crop form>~<b's crop form>"
-    for a pair of cropped forms (crop_comparison), whose distance it is then.
+    "layout" for a flat `b` found by its layout code, "<a's crop form>~<b's crop form>"
+    for a pair of cropped forms (crop_comparison), or "crophash:<b's crophash form>" for a
+    copy confirmed by crophash_comparison; the distance is then that of the pair's forms or
+    codes.
 
     `b` is the stored side: samples.matching searches the layout codes of stored flat
-    pictures only, and with a query's CROP_QUERY_FORMS only. PDQ treats both sides alike.
+    pictures only, with a query's CROP_QUERY_FORMS only, and b's crophash stored codes with
+    a's query codes. PDQ treats both sides alike.
     """
     best, form, thumbs = image_comparison(a, b, distance)
     if thumbs is None:
         matched = best <= pdq_threshold(min(a.quality, b.quality), distance)
     else:
         matched = thumbs <= THUMB_DISTANCE
-    if not matched and (crop := crop_comparison(a.crops, b.crops, distance)):
+    if matched:
+        return matched, best, form
+    if crop := crop_comparison(a.crops, b.crops, distance):
         return True, *crop
+    if found := crophash_comparison(a, b):
+        return True, found.bits, f"crophash:{found.form}"
     return matched, best, form
+
+
+def crophash_comparison(
+    query: ImageFingerprint, stored: ImageFingerprint
+) -> crophash.CropMatch | None:
+    """crophash.crop_match of the query's codes against the stored picture's (a CropMatch), or
+    None, also when either fingerprint has no crophash part (made before it existed)."""
+    if query.crop_query is None or stored.crop_stored is None:
+        return None
+    return crophash.crop_match(*query.crop_query, stored.crop_stored)
 
 
 def crop_comparison(

@@ -1,4 +1,6 @@
+import dataclasses
 import io
+import pickle
 import random
 
 import numpy as np
@@ -7,6 +9,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from audit import demo
 from audit.media import MediaError
+from samples import crophash
 from samples import fingerprints as fp
 from samples.quality import dataset, hard_edits
 
@@ -652,3 +655,25 @@ def _flipped(code: bytes, bits: int) -> bytes:
     for bit in range(bits):
         value ^= 1 << (bit * 12)
     return value.to_bytes(32, "big")
+
+
+def test_a_copy_cropped_unevenly_resized_and_recompressed_matches_by_crophash(photo):
+    source = fp.image_fingerprint(encode(photo, "PNG"))
+    w, h = photo.size
+    cut = photo.crop((round(w * 0.08), round(h * 0.02), round(w * 0.97), round(h * 0.9)))
+    cut = cut.resize((cut.width * 6 // 10, cut.height * 6 // 10), Image.Resampling.LANCZOS)
+    copy = fp.image_fingerprint(encode(cut, "JPEG", quality=60))
+    assert fp.crop_comparison(copy.crops, source.crops) is None  # the PDQ crops miss it
+    matched, bits, form = fp.image_similar(copy, source)
+    assert matched and form.startswith("crophash:") and bits <= crophash.RADIUS
+    assert form.removeprefix("crophash:") in source.crop_stored.forms
+    # A fingerprint made before crophash (no codes) is judged without it.
+    legacy = dataclasses.replace(source, crop_stored=None, crop_query=None)
+    assert not fp.image_similar(copy, legacy)[0]
+
+
+def test_image_fingerprints_compare_and_pickle_by_value(photo):
+    data = encode(photo, "JPEG", quality=90)
+    first, second = fp.image_fingerprint(data), fp.image_fingerprint(data)
+    assert first == second and hash(first) == hash(second)
+    assert pickle.loads(pickle.dumps(first)) == first  # noqa: S301 (our own bytes)
