@@ -117,7 +117,12 @@ def results_answered_by(sample) -> list[int]:
 
     library = sample.library
     rows = list(sample.fingerprints.all())
-    found = matching.similar(matching.RESULTS, sample.media_type, rows, sample.text, fresh=True)
+    query = None
+    if sample.media_type == MediaType.IMAGE and sample.file:
+        query = matching.image_crop_query(sample.file.name)
+    found = matching.similar(
+        matching.RESULTS, sample.media_type, rows, sample.text, fresh=True, crop_query=query
+    )
     answered = Result.objects.filter(
         id__in=list(found),
         media_type=sample.media_type,

@@ -5,7 +5,7 @@ multi-index (research/issue8_crophash/mih.py).
 
 The data is made to look like real codes, whose 16-bit chunks collide far more than random
 ones (what a multi-index's buckets see):
-- real stored codes: the research's crophash.stored_codes (63-bit codes and 32-bit colour
+- real stored codes: samples.crophash.stored_codes (63-bit codes and 32-bit colour
   codes, ~5 a picture) of `--real` pictures drawn by the quality set's generators
   (samples/quality/dataset.py draw_source, shrunk to fingerprints.HASH_SIZE as the product
   does), cached in the temp folder;
@@ -46,11 +46,10 @@ import django  # noqa: E402
 
 django.setup()  # the quality set's generators import the models
 
-import crophash  # noqa: E402
 import mih  # noqa: E402
 
 from audit import demo  # noqa: E402
-from samples import fingerprints  # noqa: E402
+from samples import crophash, fingerprints  # noqa: E402
 from samples.codeindex import MERGE_AT, CodeIndex, warm_up  # noqa: E402
 from samples.quality import dataset, hard_edits  # noqa: E402
 
@@ -75,7 +74,7 @@ def _small(img: Image.Image) -> Image.Image:
 def real_codes(pictures: int, queries: int) -> dict:
     """Stored codes (and their picture numbers) of `pictures` generated pictures, and the
     query codes of `queries` hard edits of some of them (cached: ~0.1 s a picture)."""
-    cache = Path(tempfile.gettempdir()) / f"mc-codes-{SEED}-{pictures}-{queries}.npz"
+    cache = Path(tempfile.gettempdir()) / f"mc-codes-product-{SEED}-{pictures}-{queries}.npz"
     if cache.exists():
         return dict(np.load(cache))
     print(f"drawing {pictures} pictures and {queries} edited copies (cached in {cache}) ...")
@@ -85,14 +84,14 @@ def real_codes(pictures: int, queries: int) -> dict:
     for number in range(pictures):
         rng = demo.rng_for(SEED, "quality-img", number)
         _, img = dataset.draw_source(rng, number)
-        codes = crophash.stored_codes(_small(img))
+        codes = crophash.stored_codes(crophash.crop_picture(_small(img)))
         stored["codes"].append(codes.codes)
         stored["colours"].append(codes.colours)
         stored["owners"].append(np.full(len(codes.codes), number))
         if number < queries:
             change, fmt, quality = edits[number % len(edits)]
             edited = Image.open(io.BytesIO(dataset.encode(change(rng, img), fmt, quality)))
-            codes = crophash.query_codes(_small(edited))
+            codes = crophash.query_codes(crophash.crop_picture(_small(edited)))
             query["query_codes"].append(codes.codes)
             query["query_colours"].append(codes.colours)
             query["query_sizes"].append(len(codes.codes))

@@ -8,7 +8,8 @@ PostgreSQL; no real PDQ is computed). Then for each decision a fresh unreviewed 
 is the base and N other unreviewed image results of the same biz type get the base's code
 with 1-20 random bits flipped (within the 31 bits that match; random codes are ~128 bits
 apart, so nothing else is that close). The base and its targets keep that one fingerprint row
-only, so exact-pixel rows of the shared demo files cannot widen a decision.
+only, so exact-pixel rows of the shared demo files cannot widen a decision, and each base gets
+a generated picture file of its own, which propagation decodes for its crophash query (issue 8).
 
 Timed: decision_record() in a transaction; the clock starts at its commit and stops when the
 poll (every 5 ms) sees the decision `done` and all N targets `propagated`:
@@ -50,6 +51,8 @@ import django  # noqa: E402
 django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.files.base import ContentFile  # noqa: E402
+from django.core.files.storage import default_storage  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.db.models import Exists, OuterRef  # noqa: E402
 
@@ -66,6 +69,7 @@ from benchmarks.common import ensure_rows, percentile  # noqa: E402
 from moderation_console.celery import app as celery_app  # noqa: E402
 from samples.fingerprint_base import FingerprintKind as Kind  # noqa: E402
 from samples.matching import key_of  # noqa: E402
+from samples.quality import dataset  # noqa: E402
 
 BIZ_TYPE = "default"
 MAX_FLIPS = 20
@@ -171,7 +175,19 @@ def plant(groups: int, targets: int, rng: random.Random) -> list[tuple[str, list
         # One row each: no exact-pixel rows of the shared demo files, no earlier codes.
         ResultFingerprint.objects.filter(result_id__in=[rid for rid, _ in picked]).delete()
         fingerprints_insert(rows)
+        # A picture of its own for each base: propagation decodes it for its crophash query
+        # (samples.matching.image_crop_query), which must not meet the shared demo files.
+        for g in range(groups):
+            base_id = picked[g * size][0]
+            Result.objects.filter(id=base_id).update(file=base_picture(rng, base_id))
     return clusters
+
+
+def base_picture(rng: random.Random, result_id: int) -> str:
+    """A ~200 KB JPEG of its own (1024 x 768), saved for a base; its storage name."""
+    picture = dataset.draw_photo(random.Random(rng.random()), 1024, 768)
+    name = f"results/bench-propagation/{result_id}-{uuid.uuid4().hex[:8]}.jpg"
+    return default_storage.save(name, ContentFile(dataset.encode(picture, "JPEG", 90)))
 
 
 # --- The worker --------------------------------------------------------------------------------

@@ -26,9 +26,11 @@ def test_the_scan_benchmark_runs(capsys):
     from audit.models import Result
     from benchmarks import scan
 
-    figures = scan.run(samples=20, repeat=2)
+    figures = scan.run(samples=20, repeat=2, pictures=5)
     assert figures["samples"] == 22  # 10 random images, 10 random texts, the 2 planted
-    for kind in ("text", "image"):
+    assert figures["crop_codes"] >= 10 * 3
+    # The hard copy (cropped, resized, JPEG 60) is answered block too: by crophash.
+    for kind in ("text", "image_before", "image", "image_hard"):
         assert figures[kind]["recall"] == 1.0, kind
         assert figures[kind]["scan"]["p95"] > 0 and figures[kind]["ingest"]["p95"] > 0
     assert not Result.objects.exists()  # what the run stored is gone

@@ -221,6 +221,10 @@ INDEX_WARMUP = env_bool("INDEX_WARMUP", default=True)
 # MULTI_HASH_FROM): ~5x faster searches, but ~0.7 KB per code in every process (~4.9 GB at 7M
 # codes: 1M images). False keeps the flat scan (~0.04 KB a code, ~75 ms an image at 1M).
 CROP_INDEX_MULTI_HASH = env_bool("CROP_INDEX_MULTI_HASH", default=True)
+# Images are also matched when cropped, bordered, captioned or turned a little (issue 8: the
+# cropped forms and crophash, samples.matching). False matches images as before (exact, PDQ and
+# its flipped/turned forms, flat layouts) and loads neither index; the rows are still stored.
+IMAGE_CROP_MATCHING = env_bool("IMAGE_CROP_MATCHING", default=True)
 
 # Celery: with no broker configured, tasks run in-process so the demo needs no services.
 # (memory:// then, so nothing ever falls back to Celery's default amqp://localhost).

@@ -715,3 +715,12 @@ def _edit(pic: CropPicture, where: tuple, stored: _Stored, region: str) -> str:
         return "cropped"
     # Turned a little, and not cropped to hide it (the ECC angle is noisier under a crop).
     return "turned" if abs(where[1]) >= TURNED_SLIGHTLY else "resized"
+
+
+# Every form a stored picture may have (stored_codes), in a fixed order: an index entry names
+# its owner and form by one number (samples.matching.form_key).
+STORED_FORMS = tuple(
+    f"{region}{angle:+d}" if angle else region
+    for region in ("c80", "trim")
+    for angle in STORED_ANGLES
+)

@@ -12,6 +12,8 @@ class FingerprintKind(models.TextChoices):
     PDQ = "pdq", "Image: PDQ"
     PDQ_VARIANT = "pdq_variant", "Image: PDQ of a flipped or rotated form"
     PDQ_CROP = "pdq_crop", "Image: PDQ of a cropped or trimmed form"
+    CROP_CODE = "crop_code", "Image: layout code of a central region (crophash)"
+    CROP_THUMB = "crop_thumb", "Image: thumbnails that confirm a crophash match"
     TEXT_EXACT = "text_exact", "Text: normalized exact"
     TEXT_BAND = "text_band", "Text: MinHash band"
     TEXT_MINHASH = "text_minhash", "Text: MinHash signature"
@@ -26,8 +28,9 @@ class FingerprintFields(models.Model):
 
     kind = models.CharField(max_length=12, choices=FingerprintKind.choices)
     key = models.BigIntegerField(null=True, blank=True)
-    # 32 bytes (a PDQ code), an image's thumbnail (192 bytes, on its exact or flat row) or a
-    # packed MinHash signature (512 bytes).
+    # 32 bytes (a PDQ code), an image's thumbnail (192 bytes, on its exact or flat row), a
+    # packed MinHash signature (512 bytes), a crophash code and its colour code (12 bytes) or
+    # the thumbnails that confirm one (~2.5 KB: max_length only bounds forms, not the column).
     code = models.BinaryField(max_length=512, null=True, blank=True)
     quality = models.PositiveSmallIntegerField(null=True, blank=True)
     # Which dihedral form a variant is, or which cropped form (fingerprints.CROP_FORMS).

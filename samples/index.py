@@ -217,6 +217,8 @@ class SyncedIndex:
             if len(batch) < self._batch_size:
                 break
             since = batch[-1][0]
+        if settle := getattr(index, "settle", None):
+            settle()  # an index that defers work while batches arrive (codeindex.CodeIndex)
         return last_row_id, {r for r in recent if r > last_row_id - self._overlap_ids}
 
 

@@ -8,9 +8,15 @@ layout codes of flat pictures, computed from their stored thumbnails, and the PD
 images' cropped and trimmed forms (an index of their own, multi-index hashing once large).
 Image candidates a little beyond the PDQ match distance, and flat pictures found by layout,
 are confirmed by their thumbnails; candidates found by a cropped form by their stored cropped
-forms (see fingerprints.image_similar, which judges a pair the same way).
+forms (see fingerprints.image_similar, which judges a pair the same way). Last, crophash
+(samples.crophash): the low-frequency layout codes of each stored picture's central region, in
+a compiled multi-index (samples.codeindex), met by the query's grid of crop hypotheses; the
+nearest candidates are confirmed by aligning their stored thumbnails in the query's picture,
+which the query brings in memory (ImageRows.crop_query), or which is decoded again from a
+stored result's file.
 """
 
+from contextlib import suppress
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -18,8 +24,9 @@ from django.core.files.storage import default_storage
 from django.db.models import Max
 from django.utils import timezone
 
+from audit.media import MediaError
 from audit.models import MediaType, Result, ResultFingerprint
-from samples import fingerprints, index
+from samples import codeindex, crophash, fingerprints, index
 from samples.fingerprint_base import FingerprintKind as Kind
 
 DEFAULT_PDQ_DISTANCE = 31
@@ -32,6 +39,10 @@ THUMB_PAIRS = 128
 LAYOUT_OVERLAP_IDS = 1000  # as samples.index.SyncedIndex's default
 # Owners found by a cropped form whose stored forms are read and judged, nearest first.
 CROP_CANDIDATES = 200
+# Owners found by a crophash code whose thumbnails are read and aligned, nearest code first
+# (a confirm takes ~0.4-1 ms). Look-alikes of one template can outnumber it (see
+# research/issue8_crophash/REPORT.md, "Candidates per query").
+CROPHASH_CANDIDATES = 24
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,12 @@ def _crop_reason(forms: str, distance: int) -> str | None:
 
 def match_reason(matched_by: str, distance: int) -> str:
     """Why two items matched, in words, from a Match's (or a DecisionTarget's) fields."""
+    if matched_by.startswith(CROPHASH_PREFIX):
+        edit = matched_by.removeprefix(CROPHASH_PREFIX) or "edited"
+        return (
+            f"a {edit} copy: the layout codes of their central regions are {distance} of 63 "
+            f"bits apart, and the pictures agree once aligned (crophash)"
+        )
     if "~" in matched_by and (reason := _crop_reason(matched_by, distance)):
         return reason
     if matched_by in _FORM_NAMES:
@@ -114,6 +131,9 @@ def match_reason(matched_by: str, distance: int) -> str:
     return reason.format(bits=distance) if reason else matched_by
 
 
+CROPHASH_PREFIX = "crop:"  # matched_by of a crophash match: "crop:<edit it looks like>"
+
+
 def key_of(digest: bytes | str) -> int:
     """A signed 64-bit key (a PostgreSQL bigint) from the front of a hash."""
     raw = bytes.fromhex(digest) if isinstance(digest, str) else digest
@@ -123,7 +143,14 @@ def key_of(digest: bytes | str) -> int:
 # Computing fingerprint rows ------------------------------------------------------------------
 
 
-def image_rows(data: bytes) -> list[dict]:
+class ImageRows(list):
+    """An image's fingerprint rows, and (not stored) what a crophash search from it needs: its
+    picture and query codes, (CropPicture, CropQuery), or None."""
+
+    crop_query: tuple | None = None
+
+
+def image_rows(data: bytes) -> ImageRows:
     fp = fingerprints.image_fingerprint(data)
     rows = [
         # The exact row also keeps the thumbnail that confirms near matches. A flat picture's
@@ -144,7 +171,34 @@ def image_rows(data: bytes) -> list[dict]:
         {"kind": Kind.PDQ_CROP, "code": code, "quality": quality, "form": form}
         for form, code, quality in fp.crops
     ]
-    return rows
+    if fp.crop_stored is not None:
+        stored = fp.crop_stored
+        rows += [
+            {"kind": Kind.CROP_CODE, "code": crophash.code_bytes(int(c), int(col)), "form": form}
+            for form, c, col in zip(stored.forms, stored.codes, stored.colours, strict=True)
+        ]
+        rows.append({"kind": Kind.CROP_THUMB, "code": stored.thumbs})
+    found = ImageRows(rows)
+    found.crop_query = fp.crop_query
+    return found
+
+
+def with_crop_query(rows: list, data: bytes) -> ImageRows:
+    """Stored rows of an image, given the crophash query of its file's bytes (`data`)."""
+    found = ImageRows(row if isinstance(row, dict) else row_as_dict(row) for row in rows)
+    with suppress(MediaError):  # as image_crop_query: matched the other ways only
+        found.crop_query = fingerprints.image_crop_query(data)
+    return found
+
+
+def image_crop_query(name: str) -> tuple | None:
+    """The crophash query of a stored image file (a result's or a sample's), None if it is
+    gone or unreadable: the other ways of matching still apply."""
+    try:
+        with default_storage.open(name, "rb") as f:
+            return fingerprints.image_crop_query(f.read())
+    except (OSError, MediaError):
+        return None
 
 
 def text_rows(text: str) -> list[dict]:
@@ -199,26 +253,45 @@ class Store:
         *,
         forms: tuple[str, ...] = (),
         multi_hash_from: int | None = None,
+        index_factory=None,
+        form_keyed: bool = False,
     ) -> index.SyncedIndex:
         """The codes of the rows of `kinds` (of those `forms` only, if given), searched by
-        multi-index hashing from multi_hash_from codes on (samples.index.HashIndex)."""
+        multi-index hashing from multi_hash_from codes on (samples.index.HashIndex), or by the
+        index `index_factory` makes. `form_keyed`: an entry's id names the row's form too
+        (form_key), not only its owner."""
 
         def build():
             def fetch_since(last_id: int, limit: int):
                 rows = self.rows.objects.filter(id__gt=last_id, kind__in=kinds)
                 if forms:
                     rows = rows.filter(form__in=forms)
-                values = rows.order_by("id").values_list("id", self.owner_field, "code")[:limit]
-                return [(i, owner, bytes(code)) for i, owner, code in values]
+                fields = ("id", self.owner_field, "code", "form")
+                values = rows.order_by("id").values_list(*fields)[:limit]
+                if not form_keyed:
+                    return [(i, owner, bytes(code)) for i, owner, code, _ in values]
+                return [
+                    (i, form_key(owner, forms.index(form), forms), bytes(code))
+                    for i, owner, code, form in values
+                ]
 
             # Removed owners stay in the index until the daily rebuild: candidates are always
             # re-read from the database, so a stale entry only costs a lookup.
             return index.SyncedIndex(
-                fetch_since=fetch_since, removed_marker=_today, multi_hash_from=multi_hash_from
+                fetch_since=fetch_since,
+                removed_marker=_today,
+                multi_hash_from=multi_hash_from,
+                index_factory=index_factory,
             )
 
         name = f"{self.name}:{','.join(kinds)}" + (f":{','.join(forms)}" if forms else "")
+        name += ":keyed" if form_keyed else ""
         return index.get_index(name, build)
+
+
+def form_key(owner: int, form: int, forms: tuple[str, ...]) -> int:
+    """The index id of an owner's code of forms[form] (Store.index with `forms`)."""
+    return owner * len(forms) + form
 
 
 def _today():
@@ -244,25 +317,30 @@ def similar(
     text: str = "",
     distance: int = DEFAULT_PDQ_DISTANCE,
     fresh: bool = False,
+    crop_query: tuple | None = None,
 ) -> dict[int, Match]:
     """Owners in `store` whose fingerprints match `rows` (dicts or fingerprint rows).
 
     `fresh` makes the in-memory index catch up with the database first (propagation, which
     must see what arrived a moment ago); otherwise it may lag by a second (scanning).
+    `crop_query`: an image's crophash query (image_rows gives it with the rows, image_crop_query
+    from a stored file); without one, crophash is not searched.
     """
+    crop_query = crop_query or getattr(rows, "crop_query", None)
     rows = [r if isinstance(r, dict) else row_as_dict(r) for r in rows]
-    finder = {
-        MediaType.IMAGE: _images_similar,
-        MediaType.TEXT: _texts_similar,
-        MediaType.VIDEO: _videos_similar,
-    }[media_type]
+    if media_type == MediaType.IMAGE:
+        return _images_similar(store, rows, distance, fresh, crop_query)
+    finder = {MediaType.TEXT: _texts_similar, MediaType.VIDEO: _videos_similar}[media_type]
     return finder(store, rows, text, distance, fresh)
 
 
 def results_similar(result: Result, *, distance: int = DEFAULT_PDQ_DISTANCE) -> list[Match]:
     """Results in the store like `result`: same content type and biz type, itself excluded."""
     rows = list(result.fingerprints.all())
-    matches = similar(RESULTS, result.media_type, rows, result.text, distance, fresh=True)
+    query = None
+    if result.media_type == MediaType.IMAGE and result.file:
+        query = image_crop_query(result.file.name)
+    matches = similar(RESULTS, result.media_type, rows, result.text, distance, True, query)
     same_kind = set(
         Result.objects.filter(
             id__in=list(matches), media_type=result.media_type, biz_type=result.biz_type
@@ -301,7 +379,7 @@ def _exact(store: Store, kind: str, keys: list[int], matched_by: str) -> dict[in
     return {i: Match(i, 0, matched_by) for i in store.owners_of(kind=kind, key__in=keys)}
 
 
-def _images_similar(store, rows, text, distance, fresh) -> dict[int, Match]:
+def _images_similar(store, rows, distance, fresh, crop_query) -> dict[int, Match]:
     """As fingerprints.image_similar, with the query's rows on one side and the store's on the
     other: PDQ hits within reach of the outright distance, and flat stored pictures found by
     their layout codes, are confirmed by their stored thumbnails."""
@@ -314,7 +392,10 @@ def _images_similar(store, rows, text, distance, fresh) -> dict[int, Match]:
     laid_out = _layout_near(store, thumb, fresh) if thumb is not None else {}
     quality = next((r.get("quality") or 0 for r in rows if r["kind"] == Kind.PDQ), 0)
     _images_confirm(store, thumb, quality, distance, near, laid_out, matches)
-    _crops_similar(store, rows, distance, fresh, matches)
+    if settings.IMAGE_CROP_MATCHING:
+        _crops_similar(store, rows, distance, fresh, matches)
+        if crop_query is not None:
+            _crophash_similar(store, crop_query, distance, fresh, matches)
     return matches
 
 
@@ -371,6 +452,54 @@ def crop_index(store: Store) -> index.SyncedIndex:
         (Kind.PDQ_CROP,),
         forms=fingerprints.CROP_STORED_FORMS,
         multi_hash_from=CROP_MULTI_HASH_FROM if settings.CROP_INDEX_MULTI_HASH else None,
+    )
+
+
+def _crophash_similar(store, crop_query, distance, fresh, matches) -> None:
+    """Owners not matched otherwise that a crophash query meets: the query's codes against
+    the store's crophash index, then the owners with the nearest codes confirmed by aligning
+    their stored thumbnails in the query's picture (crophash.confirm)."""
+    picture, query = crop_query
+    # As the cropped forms' reach, it moves with a policy's PDQ distance (none under 21).
+    radius = min(crophash.RADIUS, crophash.RADIUS + distance - DEFAULT_PDQ_DISTANCE)
+    if radius < 0 or not len(query.codes):
+        return
+    codes = [
+        crophash.code_bytes(int(code), int(colour))
+        for code, colour in zip(query.codes, query.colours, strict=True)
+    ]
+    forms = crophash.STORED_FORMS
+    found = crophash_index(store).search_many(codes, radius, fresh=fresh)
+    hits: dict[int, list[tuple[int, int, str]]] = {}
+    for number, pairs in enumerate(found):
+        for key, bits in pairs:
+            owner, form = divmod(key, len(forms))
+            if owner not in matches:
+                hits.setdefault(owner, []).append((bits, number, forms[form]))
+    ranked = sorted(hits, key=lambda owner: (min(hits[owner])[0], owner))[:CROPHASH_CANDIDATES]
+    if not ranked:
+        return
+    thumbs = dict(
+        store.rows.objects.filter(
+            kind=Kind.CROP_THUMB, **{f"{store.owner_field}__in": ranked}
+        ).values_list(store.owner_field, "code")
+    )
+    for owner in ranked:
+        if owner not in thumbs:
+            continue
+        pairs = [(number, form, bits) for bits, number, form in sorted(hits[owner])]
+        if found_match := crophash.confirm(picture, query, pairs, bytes(thumbs[owner])):
+            matched_by = f"{CROPHASH_PREFIX}{found_match.edit}"[:16]
+            _keep_best(matches, Match(owner, found_match.bits, matched_by))
+
+
+def crophash_index(store: Store) -> index.SyncedIndex:
+    """The store's crophash codes (with their colour codes), an entry per (owner, form)."""
+    return store.index(
+        (Kind.CROP_CODE,),
+        forms=crophash.STORED_FORMS,
+        index_factory=codeindex.CodeIndex,
+        form_keyed=True,
     )
 
 
@@ -548,3 +677,6 @@ def indexes_warm_up() -> None:
     for store in (RESULTS, samples_store()):
         similar(store, MediaType.IMAGE, [exact, image, crop])
         similar(store, MediaType.VIDEO, [frame])
+        if settings.IMAGE_CROP_MATCHING:
+            crophash_index(store).refresh()
+    codeindex.warm_up()  # compiles the multi-index's search (cached on disk after a first run)

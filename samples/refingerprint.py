@@ -1,5 +1,6 @@
 """Recomputing the image fingerprints of results and samples stored before the matcher kept
-thumbnails (an exact row without a `code`), or before it kept cropped forms (no PDQ_CROP row).
+thumbnails (an exact row without a `code`), or before it kept cropped forms and crophash codes
+(no CROP_THUMB row, the last kind added).
 
 Such images still match as they did; recomputed, they are also confirmed by their thumbnails
 and, when flat, found by layout, and their cropped, bordered and captioned copies are found.
@@ -23,7 +24,8 @@ from samples.fingerprint_base import FingerprintKind as Kind
 
 logger = logging.getLogger(__name__)
 
-IMAGE_KINDS = (Kind.IMAGE_EXACT, Kind.IMAGE_FLAT, Kind.PDQ, Kind.PDQ_VARIANT, Kind.PDQ_CROP)
+CROP_KINDS = (Kind.PDQ_CROP, Kind.CROP_CODE, Kind.CROP_THUMB)
+IMAGE_KINDS = (Kind.IMAGE_EXACT, Kind.IMAGE_FLAT, Kind.PDQ, Kind.PDQ_VARIANT, *CROP_KINDS)
 
 
 def stale_images_refingerprint(store: matching.Store, *, batch: int = 200) -> int:
@@ -32,7 +34,7 @@ def stale_images_refingerprint(store: matching.Store, *, batch: int = 200) -> in
     to interrupt: an image is stale until its own transaction writes its new rows."""
     done, last = 0, 0
     rows = store.rows.objects
-    cropped = rows.filter(kind=Kind.PDQ_CROP, **{store.owner_field: OuterRef(store.owner_field)})
+    cropped = rows.filter(kind=Kind.CROP_THUMB, **{store.owner_field: OuterRef(store.owner_field)})
     stale = rows.filter(
         Q(code__isnull=True) | ~Exists(cropped), kind__in=matching.EXACT_KINDS
     ).values_list(store.owner_field, "code")
@@ -61,7 +63,7 @@ def _image_refingerprint(store: matching.Store, owner, *, crops_only: bool) -> i
         # Its media is gone or unreadable: the rows it has are all it can have.
         logger.warning("%s %s: image not refingerprinted: %s", store.name, owner.id, error)
         return 0
-    kinds = (Kind.PDQ_CROP,) if crops_only else IMAGE_KINDS
+    kinds = CROP_KINDS if crops_only else IMAGE_KINDS
     with transaction.atomic():
         store.rows.objects.filter(**{store.owner_field: owner.id}, kind__in=kinds).delete()
         store.rows.objects.bulk_create(

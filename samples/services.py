@@ -39,6 +39,8 @@ def sample_learn(*, result: Result, decision: Decision) -> dict | None:
     if result.file:
         with default_storage.open(result.file.name, "rb") as source:
             image = (source.read(), PurePosixPath(result.file.name).suffix)
+        if result.media_type == MediaType.IMAGE:
+            rows = matching.with_crop_query(rows, image[0])
     sample, action = sample_add(
         media_type=result.media_type,
         suggestion=decision.suggestion,

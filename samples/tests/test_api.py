@@ -55,8 +55,12 @@ def test_an_image_sample_keeps_its_own_copy_and_answers_scans(admin_api):
     created = admin_api.post(URL, body, format="json").json()
     sample = Sample.objects.get(id=created["id"])
     assert sample.file.name.startswith("samples/")
-    # Its exact row, PDQ and 7 variants, and its distinct cropped forms (at least "whole").
-    assert sample.fingerprints.exclude(kind="pdq_crop").count() == 9
+    # Its exact row, PDQ and 7 variants, its distinct cropped forms (at least "whole"), its
+    # crophash codes and their thumbnails.
+    crop_kinds = ("pdq_crop", "crop_code", "crop_thumb")
+    assert sample.fingerprints.exclude(kind__in=crop_kinds).count() == 9
+    assert sample.fingerprints.filter(kind="crop_thumb").count() == 1
+    assert sample.fingerprints.filter(kind="crop_code").count() >= 3
     assert sample.fingerprints.filter(kind="pdq_crop", form="whole").count() == 1
     _, token = api_client_user("add_result")
     scanner = APIClient()

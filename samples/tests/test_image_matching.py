@@ -13,6 +13,7 @@ from samples import fingerprints, matching
 from samples.fingerprint_base import FingerprintKind as Kind
 from samples.models import Sample, SampleFingerprint, SampleLibrary
 from samples.quality import dataset, hard_edits
+from samples.refingerprint import CROP_KINDS
 from samples.tests.test_fingerprints import _flipped, crop_copies
 
 pytestmark = pytest.mark.django_db
@@ -117,7 +118,7 @@ def test_a_pdq_hash_just_past_the_distance_matches_when_the_thumbnails_agree():
     assert match.distance > fingerprints.PDQ_DISTANCE and match.matched_by == "pdq"
     # The same hashes with another picture's thumbnail: no longer a match (nor by the central
     # crops, which leave the corner watermark out).
-    SampleFingerprint.objects.filter(sample=sample, kind=Kind.PDQ_CROP).delete()
+    SampleFingerprint.objects.filter(sample=sample, kind__in=CROP_KINDS).delete()
     other = fingerprints.image_fingerprint(UNRELATED[1]).thumb
     SampleFingerprint.objects.filter(sample=sample, kind__in=matching.EXACT_KINDS).update(
         code=other
@@ -132,7 +133,7 @@ def test_rows_stored_before_thumbnails_are_matched_by_pdq_alone():
     flat = sample_of(SOURCE)
     legacy_rows = SampleFingerprint.objects.filter(sample=flat, kind=Kind.IMAGE_FLAT)
     legacy_rows.update(kind=Kind.IMAGE_EXACT, code=None)
-    SampleFingerprint.objects.filter(kind=Kind.PDQ_CROP).delete()  # nor cropped forms then
+    SampleFingerprint.objects.filter(kind__in=CROP_KINDS).delete()  # nor cropped forms then
     assert legacy.id in find(matching.samples_store(), files["resize-0.5"])
     assert legacy.id not in find(matching.samples_store(), files["watermark"])
     assert flat.id not in find(matching.samples_store(), edited(SOURCE, COPIES["brighter"]))

@@ -12,7 +12,8 @@ from samples import fingerprints, matching, refingerprint
 from samples.fingerprint_base import FingerprintKind as Kind
 from samples.models import Sample, SampleFingerprint, SampleLibrary
 from samples.quality import dataset
-from samples.tests.test_image_matching import COPIES, CROPPED, PHOTO, SOURCE, edited, png
+from samples.tests.test_crophash_matching import PHOTO, hard_copy
+from samples.tests.test_image_matching import COPIES, SOURCE, edited, png
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +30,12 @@ def as_stored_before_thumbnails(rows: list[dict]) -> list[dict]:
 
 
 def as_stored_before_crops(rows: list[dict]) -> list[dict]:
-    return [row for row in rows if row["kind"] != Kind.PDQ_CROP]
+    return [row for row in rows if row["kind"] not in refingerprint.CROP_KINDS]
+
+
+def as_stored_before_crophash(rows: list[dict]) -> list[dict]:
+    """With the cropped PDQ forms (issue 8 step 2), without crophash's codes (step 3)."""
+    return [row for row in rows if row["kind"] not in (Kind.CROP_CODE, Kind.CROP_THUMB)]
 
 
 def old_result(data: bytes, name="old.png", stored_as=as_stored_before_thumbnails):
@@ -83,34 +89,44 @@ def test_results_are_refingerprinted_once_and_missing_media_is_skipped():
     assert set(kept.values_list("id", flat=True)) <= ids_before and kept.count() == 9
 
 
+@pytest.mark.parametrize("stored_as", [as_stored_before_crops, as_stored_before_crophash])
 @pytest.mark.parametrize("store_name", ["samples", "results"])
-def test_images_stored_before_cropped_forms_get_them_once_and_keep_their_other_rows(store_name):
+def test_images_stored_before_cropped_forms_get_them_once_and_keep_their_other_rows(
+    store_name, stored_as
+):
     photo = png(PHOTO)
     if store_name == "samples":
         owner, store, rows = (
-            old_sample(photo, as_stored_before_crops),
+            old_sample(photo, stored_as),
             matching.samples_store(),
             SampleFingerprint,
         )
     else:
         owner, store, rows = (
-            old_result(photo, stored_as=as_stored_before_crops),
+            old_result(photo, stored_as=stored_as),
             matching.RESULTS,
             ResultFingerprint,
         )
     field = store.owner_field
-    kept = set(rows.objects.filter(**{field: owner.id}).values_list("id", flat=True))
-    cropped = matching.image_rows(CROPPED["cropped"])
+    others = rows.objects.filter(**{field: owner.id}).exclude(kind__in=refingerprint.CROP_KINDS)
+    kept = set(others.values_list("id", flat=True))
+    # A copy that only crophash finds (the cropped PDQ forms miss it).
+    cropped = matching.image_rows(hard_copy("crop+resize+jpeg"))
     assert owner.id not in matching.similar(store, MediaType.IMAGE, cropped, fresh=True)
 
     assert refingerprint.stale_images_refingerprint(store, batch=1) == 1
     assert refingerprint.stale_images_refingerprint(store) == 0  # nothing is left to do
 
     mine = rows.objects.filter(**{field: owner.id})
-    assert kept < set(mine.values_list("id", flat=True))  # its other rows stay as they were
+    # Its other rows stay as they were; its crop rows are all recomputed.
+    assert kept == set(mine.exclude(kind__in=refingerprint.CROP_KINDS).values_list("id", flat=True))
     forms = [form for form, _, _ in fingerprints.image_fingerprint(photo).crops]
     assert sorted(mine.filter(kind=Kind.PDQ_CROP).values_list("form", flat=True)) == sorted(forms)
-    assert "~" in matching.similar(store, MediaType.IMAGE, cropped, fresh=True)[owner.id].matched_by
+    codes = fingerprints.image_fingerprint(photo).crop_stored.forms
+    assert sorted(mine.filter(kind=Kind.CROP_CODE).values_list("form", flat=True)) == sorted(codes)
+    assert mine.filter(kind=Kind.CROP_THUMB).count() == 1
+    found = matching.similar(store, MediaType.IMAGE, cropped, fresh=True)[owner.id]
+    assert found.matched_by.startswith(matching.CROPHASH_PREFIX)
 
 
 def test_the_backfill_resumes_after_an_interruption(monkeypatch):

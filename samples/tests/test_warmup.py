@@ -10,7 +10,7 @@ from django.db import connections
 from audit.models import MediaType, ResultFingerprint
 from audit.tests.factories import ResultFactory
 from moderation_console import celery as celery_module
-from samples import fingerprints, index, matching, warmup
+from samples import crophash, fingerprints, index, matching, warmup
 from samples.fingerprint_base import FingerprintKind as Kind
 from samples.models import Sample, SampleFingerprint, SampleLibrary
 
@@ -51,7 +51,11 @@ def test_the_warm_up_loads_the_indexes_propagation_and_scanning_search():
     sample_with(MediaType.VIDEO, (Kind.VIDEO_FRAME, code(8)))
     sample = sample_with(MediaType.IMAGE, (Kind.PDQ, code(10)), (Kind.PDQ_CROP, code(11)))
     sample.fingerprints.filter(kind=Kind.PDQ_CROP).update(form="c80")
+    SampleFingerprint.objects.create(
+        sample=sample, kind=Kind.CROP_CODE, code=crophash.code_bytes(12, 0), form="c80"
+    )
     crop_forms = ",".join(fingerprints.CROP_STORED_FORMS)
+    code_forms = ",".join(crophash.STORED_FORMS)
 
     matching.indexes_warm_up()
 
@@ -67,6 +71,9 @@ def test_the_warm_up_loads_the_indexes_propagation_and_scanning_search():
         # The cropped forms queries are compared with (fingerprints.CROP_STORED_FORMS).
         f"results:pdq_crop:{crop_forms}": 0,
         f"samples:pdq_crop:{crop_forms}": 1,
+        # crophash's codes, an entry per (owner, form).
+        f"results:crop_code:{code_forms}:keyed": 0,
+        f"samples:crop_code:{code_forms}:keyed": 1,
     }
 
 
@@ -126,4 +133,4 @@ def test_a_search_during_the_warm_up_waits_for_the_same_load(settings, monkeypat
     warming.join(10)
 
     assert found == {wanted.id: matching.Match(wanted.id, 5, "pdq")}
-    assert len(first_loads) == 8 and set(first_loads.values()) == {1}  # each index loaded once
+    assert len(first_loads) == 10 and set(first_loads.values()) == {1}  # each index loaded once
