@@ -3,6 +3,7 @@ import threading
 import numpy as np
 import pytest
 
+from samples import codeindex
 from samples.codeindex import CodeIndex, warm_up
 from samples.index import SyncedIndex
 
@@ -179,6 +180,31 @@ def test_searches_during_adds_and_merges_always_see_the_first_codes():
     for thread in searchers:
         thread.join()
     assert not failures and len(index) == 20_001
+
+
+def test_a_load_in_many_batches_merges_a_few_times_and_settles_without_a_tail(planted, monkeypatch):
+    ids, codes, colours, queries, query_colours = planted
+    merges = []
+    real_merge = codeindex._merge
+
+    def counted(*arrays):
+        merges.append(len(arrays[0][0]) + len(arrays[5]))
+        return real_merge(*arrays)
+
+    monkeypatch.setattr(codeindex, "_merge", counted)
+    index = CodeIndex(merge_at=50)
+    for start in range(0, len(codes), 50):  # a batch of merge_at codes each time
+        index.add(
+            ids[start : start + 50], records(codes[start : start + 50], colours[start : start + 50])
+        )
+    batches = -(-len(codes) // 50)
+    # Each merge waits for an eighth of the tables: far fewer merges than batches.
+    assert 0 < len(merges) < batches / 3
+    index.settle()
+    assert len(index._arrays.tail_codes) == 0
+    found = index.search_many(records(queries, query_colours), 7)
+    for query, colour, got in zip(queries, query_colours, found, strict=True):
+        assert got == reference(ids, codes, colours, query, colour, 7)
 
 
 def test_a_synced_index_can_host_a_code_index():
