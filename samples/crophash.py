@@ -37,6 +37,7 @@ K = 8  # DCT coefficients per axis: K * K - 1 = 63 AC bits
 CENTRE = 0.80  # the stored region: the central 80% of each side
 STORED_ANGLES = (0, -3, 3)  # degrees: a turned copy meets a turned stored code
 CROP_CUTS = (0.0, 0.05, 0.10)  # a query's hypotheses: each side cut by these shares
+HELD_CUTS = (0.0, -0.06, -0.12)  # or the stored picture a crop of the query (query_codes)
 THUMB = 32  # grey thumbnail of a stored region, for the confirm
 CHROMA = 16  # Cb/Cr thumbnail of the whole stored picture, for the colour check
 MIN_SIDE = 8  # px of the grey copy: a smaller picture is coded whole, without trims
@@ -209,11 +210,17 @@ def stored_codes(pic: CropPicture) -> CropStored:
     return CropStored(tuple(forms), codes, _colour_codes(chroma, boxes, angles), packed)
 
 
-def query_codes(pic: CropPicture) -> CropQuery:
+def query_codes(pic: CropPicture, *, holds_crops: bool = False) -> CropQuery:
+    """The codes of where a stored picture's central region may lie in this one: stored
+    pictures this one is a crop (CROP_CUTS), or a trimmed form, of; with `holds_crops`, also
+    stored pictures that are crops of this one (HELD_CUTS: a decided original meeting its
+    cropped copies in propagation)."""
     grey, chroma = _planes(pic)
     coefficients, rects = [], []
-    for name, (x0, x1, y0, y1) in pic.trims:
-        cuts = CROP_CUTS if name == "whole" else (0.0,)
+    grids = [(name, rect, CROP_CUTS if name == "whole" else (0.0,)) for name, rect in pic.trims]
+    if holds_crops:
+        grids.append(("whole", dict(pic.trims)["whole"], HELD_CUTS))
+    for _, (x0, x1, y0, y1), cuts in grids:
         xs, ys = _hypotheses(x0, x1, cuts), _hypotheses(y0, y1, cuts)
         coefficients.append(_grid_dct(grey, xs, ys))
         rects += [(x[0], x[1], y[0], y[1]) for y in ys for x in xs]

@@ -251,12 +251,14 @@ def image_similar(
     return matched, best, form
 
 
-def image_crop_query(data: bytes) -> tuple[crophash.CropPicture, crophash.CropQuery]:
+def image_crop_query(
+    data: bytes, *, holds_crops: bool = False
+) -> tuple[crophash.CropPicture, crophash.CropQuery]:
     """An image file's crophash query (ImageFingerprint.crop_query) alone: a search from a
-    stored result or sample, whose rows do not keep it. Raises media.MediaError as
-    image_fingerprint does."""
+    stored result or sample, whose rows do not keep it; `holds_crops` as crophash.query_codes.
+    Raises media.MediaError as image_fingerprint does."""
     picture = crophash.crop_picture(_image_shrink(_image_decode(data), HASH_SIZE))
-    return picture, crophash.query_codes(picture)
+    return picture, crophash.query_codes(picture, holds_crops=holds_crops)
 
 
 def crophash_comparison(

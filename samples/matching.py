@@ -187,16 +187,18 @@ def with_crop_query(rows: list, data: bytes) -> ImageRows:
     """Stored rows of an image, given the crophash query of its file's bytes (`data`)."""
     found = ImageRows(row if isinstance(row, dict) else row_as_dict(row) for row in rows)
     with suppress(MediaError):  # as image_crop_query: matched the other ways only
-        found.crop_query = fingerprints.image_crop_query(data)
+        found.crop_query = fingerprints.image_crop_query(data, holds_crops=True)
     return found
 
 
-def image_crop_query(name: str) -> tuple | None:
+def image_crop_query(name: str, *, holds_crops: bool = True) -> tuple | None:
     """The crophash query of a stored image file (a result's or a sample's), None if it is
-    gone or unreadable: the other ways of matching still apply."""
+    gone or unreadable: the other ways of matching still apply. `holds_crops` (as
+    crophash.query_codes): a decided item's search reaches its cropped copies too, not only
+    the pictures it is an edit of."""
     try:
         with default_storage.open(name, "rb") as f:
-            return fingerprints.image_crop_query(f.read())
+            return fingerprints.image_crop_query(f.read(), holds_crops=holds_crops)
     except (OSError, MediaError):
         return None
 

@@ -91,6 +91,23 @@ def test_propagation_reaches_hard_copies_from_the_picture_and_back():
     assert decided.id in {match.id for match in matching.results_similar(copy)}
 
 
+def test_a_decided_original_reaches_the_crops_that_only_its_held_cuts_find():
+    """Propagation's query also holds the hypotheses of stored pictures cropped from it
+    (crophash.HELD_CUTS): the pair judgement from the original (a scan's direction) misses
+    these copies, the decided original's search does not."""
+    photo = dataset.draw_photo(random.Random(30), 640, 480)
+    decided = result_with_file(png(photo))
+    change, fmt, quality = hard_edits.HARD_TRANSFORMS["crop-asym"]
+    copies = [dataset.encode(change(random.Random(s), photo.copy()), fmt, quality) for s in (0, 1)]
+    original = fingerprints.image_fingerprint(png(photo))
+    for copy in copies:
+        assert not fingerprints.image_similar(original, fingerprints.image_fingerprint(copy))[0]
+    ids = {result_with_file(copy).id for copy in copies}
+    reached = {m.id: m for m in matching.results_similar(decided)}
+    assert ids <= set(reached)
+    assert all(reached[i].matched_by.startswith(matching.CROPHASH_PREFIX) for i in ids)
+
+
 def test_a_result_whose_file_is_gone_is_still_matched_the_other_ways():
     decided = result_with_file(png(PHOTO))
     same = result_with_file(png(PHOTO))
