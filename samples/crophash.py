@@ -11,8 +11,10 @@ candidate; `confirm` aligns the stored 32 x 32 thumbnail in the query (OpenCV EC
 hypothesis) and checks the correlation, the colour and, for letterboxed stored pictures, the
 content inside the bars.
 
-Measured on the generated quality set (research/issue8_crophash/REPORT.md, benchmarks/quality.py):
-held-out recall 0.83-0.96 on every hard edit with false positives <= 0.073% per set.
+Chosen in research/issue8_crophash (REPORT.md) on seeds 0-1 of the generated quality set;
+benchmarks/quality.py on held-out seeds 2-3: recall 0.80-0.97 per hard edit alone (blurred
+borders lowest), 0.89-1.00 together with the rest of the matcher; crophash's own false
+positives <= 0.06% per set of pairs (nearly all same-template avatars and ads).
 
 Everything works on a grey copy of GREY px (longer side). The codes of all hypotheses come from
 one vectorised pass: bilinear sampling of an axis-aligned rectangle on an N x N grid is separable
