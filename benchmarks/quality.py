@@ -1,7 +1,7 @@
 """Quality of the near-duplicate matcher (samples/fingerprints.py) on the generated set.
 
     .venv/bin/python benchmarks/quality.py [--images 200] [--texts 200] [--folder PATH]
-        [--seed 0] [--workers N] [--no-hard] [--json] [--reuse] [--no-central-crops]
+        [--seed 0] [--workers N] [--no-hard] [--json] [--reuse]
 
 Generates the set (samples/quality/dataset.py) into the folder, fingerprints every file and
 text, and prints:
@@ -27,8 +27,6 @@ text, and prints:
   through a shared LSH band key and estimated similarity at or above the threshold); false
   positives of every benign text against every source; a sweep of thresholds;
 - timings.
-With --no-central-crops, the PDQ central and turned crop forms (CENTRAL_CROPS) are left out of
-the comparisons (and of the fingerprints' timing): what the matcher would be without them.
 Targets: image recall >= 0.98 per transform over all sources with FPR <= 0.1%; recall of our
 matcher >= 0.8 per hard edit with FPR <= 0.1% on each set of hard pairs; text recall >= 0.95
 per edit with no false positive on benign texts. "< target" (or "> target") marks a row that
@@ -64,7 +62,6 @@ HARD_TARGET = 0.8  # issue 8
 LOW_QUALITY_SWEEP = (4, 8, 12, 16, 20, 24, 31)
 THUMB_SWEEP = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
 THRESHOLD_SWEEP = (0.3, 0.4, 0.5, 0.6, 0.7)
-CENTRAL_CROPS = ("c95", "c90", "c85", "c80", "c85r+2", "c85r-2", "c80r+5", "c80r-5")
 
 
 def run(
@@ -546,13 +543,6 @@ def _crophash_codes(small) -> tuple:
     return crophash.stored_codes(picture), crophash.query_codes(picture)
 
 
-def central_crops_drop() -> None:
-    """Leave the PDQ central and turned crop forms (CENTRAL_CROPS) out of the fingerprints and
-    the comparisons, as if retired (crophash may make them redundant)."""
-    for name in ("CROP_FORMS", "CROP_QUERY_FORMS", "CROP_STORED_FORMS"):
-        setattr(fp, name, tuple(f for f in getattr(fp, name) if f not in CENTRAL_CROPS))
-
-
 def _median_ms(call, repeat: int) -> float:
     call()
     seconds = []
@@ -575,14 +565,7 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="score the set already in --folder, if there is one"
     )
-    parser.add_argument(
-        "--no-central-crops",
-        action="store_true",
-        help="leave the PDQ central and turned crop forms out (CENTRAL_CROPS)",
-    )
     args = parser.parse_args()
-    if args.no_central_crops:
-        central_crops_drop()
     figures = run(
         images=args.images,
         texts=args.texts,

@@ -8,7 +8,7 @@ random samples, half images, half texts (1 `text_exact` key and the 32 LSH band 
 COPY on PostgreSQL with ids taken from the sequences; it stops after --setup-seconds and says
 how many it reached. An image has what the matcher stores for one (issue 8 included): 8
 `pdq`/`pdq_variant` codes and 1 `image_exact` key (random), its cropped forms (`pdq_crop`:
-random codes, as many as a typical picture keeps), its crophash codes (`crop_code`: 3, or 6
+random codes, as many as a generated picture keeps: 1-3), its crophash codes (`crop_code`: 3, or 6
 for half of them, as the generated pictures have) and their thumbnails (`crop_thumb`,
 random bytes of the real length). Random crophash codes would never meet a query: they are
 derived from the real codes of generated pictures (benchmarks/codes.py real_codes and
@@ -142,8 +142,8 @@ def crop_pool(pictures: int) -> tuple[np.ndarray, np.ndarray]:
 
 def crop_rows(rng: np.random.Generator) -> list[tuple]:
     """An image's cropped PDQ forms and crophash rows, as a typical picture has them."""
-    kept = int(rng.integers(8, len(fingerprints.CROP_STORED_FORMS) + 1))  # 9-11 generated
-    forms = fingerprints.CROP_STORED_FORMS[:kept]
+    # 1-3 distinct forms: "whole", and trims where a generated picture has them (1: 22%, 2: 48%)
+    forms = fingerprints.CROP_STORED_FORMS[: int(rng.choice([1, 2, 3], p=[0.22, 0.48, 0.30]))]
     pdq = rng.bytes(32 * len(forms))
     rows = [
         (Kind.PDQ_CROP.value, None, pdq[32 * i : 32 * (i + 1)], 100, form)

@@ -111,28 +111,19 @@ THUMB_FORMS = {
 _INVERSE_FORMS = {"rot90": "rot270", "rot270": "rot90"}  # the others undo themselves
 
 # Cropped forms (issue 8). PDQ moves 10-60 bits when one side of a picture is cut by 1-2%, so
-# no fixed grid of crops covers four independent cuts: borders and bars are trimmed off at
-# the pixel, and a few central crops, some turned, meet copies cut on every side or turned a
-# little. A picture keeps all CROP_FORMS; a query's CROP_QUERY_FORMS are compared with the
-# stored picture's CROP_STORED_FORMS (the index holds only those), and crop forms meet only
-# each other. Each is hashed from the HASH_SIZE copy ("whole" is the picture's own PDQ):
-# forms hashed from a 128-pixel copy, which PDQ's 64x64 would seem to allow, matched far
-# fewer copies. The sets were chosen on benchmarks/quality.py, seeds 0-1 (see crop_comparison).
-CROP_FORMS = (
-    "whole", "trim", "btrim", "soft", "c95", "c90", "c85", "c80",
-    "c85r+2", "c85r-2", "c80r+5", "c80r-5",
-)  # fmt: skip
-CROP_QUERY_FORMS = ("whole", "trim", "btrim", "soft", "c95", "c90", "c85", "c80")
-CROP_STORED_FORMS = (
-    "whole", "trim", "btrim", "soft", "c90", "c80", "c85r+2", "c85r-2", "c80r+5", "c80r-5",
-)  # fmt: skip
-# form: (share of the picture kept about its centre, degrees turned anticlockwise); "whole",
-# "trim", "btrim" and "soft" are the picture, trimmed of borders and caption bars, of borders
-# only, of borders and blurred borders.
-_CROP_BOXES = {
-    "c95": (0.95, 0.0), "c90": (0.9, 0.0), "c85": (0.85, 0.0), "c80": (0.8, 0.0),
-    "c85r+2": (0.85, 2.0), "c85r-2": (0.85, -2.0), "c80r+5": (0.8, 5.0), "c80r-5": (0.8, -5.0),
-}  # fmt: skip
+# borders and bars are trimmed off at the pixel and the trimmed picture is hashed too. A
+# picture keeps all CROP_FORMS; a query's CROP_QUERY_FORMS are compared with the stored
+# picture's CROP_STORED_FORMS (the index holds only those), and crop forms meet only each
+# other. Each is hashed from the HASH_SIZE copy ("whole" is the picture's own PDQ): forms hashed
+# from a 128-pixel copy, which PDQ's 64x64 would seem to allow, matched far fewer copies.
+# Central crops (95% to 80%, some turned 2 or 5 degrees) were kept too until crophash
+# (samples.crophash) found what they found and more: without them the matcher lost at most 2.5
+# points on one hard edit (crop-10%, seed 3) and fell from 0.120% to 0.100% false positives on
+# unrelated pictures, for 6.5 ms less per image and ~8 fewer codes in the index (their names
+# stay in samples.matching, for decisions that recorded them).
+CROP_FORMS = ("whole", "trim", "btrim", "soft")
+CROP_QUERY_FORMS = CROP_FORMS
+CROP_STORED_FORMS = CROP_FORMS
 # A pair of crop forms matches within CROP_DISTANCE bits (moved with the policy's distance from
 # PDQ_DISTANCE), or within CROP_LOW_QUALITY_DISTANCE if either has a PDQ quality under
 # CROP_MIN_QUALITY (a flat form's bits are close to noise; a crop has less gradient than its
@@ -308,13 +299,9 @@ def image_crops(
     boxes = {"trim": trimmed, "btrim": borders, "soft": _soft_trimmed(pixels, borders)}
     crops, seen = [("whole", *whole)], {whole[0]}
     for form in CROP_FORMS[1:]:
-        if form in boxes:
-            if boxes[form] == full:
-                continue
-            picture = _trimmed_form(small, boxes[form], rgb)
-        else:
-            picture = _crop_form(small, full, *_CROP_BOXES[form])
-        code, quality = _pdq(picture)
+        if boxes[form] == full:
+            continue
+        code, quality = _pdq(_trimmed_form(small, boxes[form], rgb))
         if code not in seen:
             seen.add(code)
             crops.append((form, code, quality))
@@ -329,28 +316,6 @@ def _trimmed_form(
     scale = rgb.width / small.width
     cut = rgb.crop(tuple(round(v * scale) for v in box))
     return _image_shrink(cut, HASH_SIZE)
-
-
-def _crop_form(
-    small: Image.Image, box: tuple[int, int, int, int], keep: float, degrees: float
-) -> Image.Image:
-    """The central `keep` of `box`, turned by `degrees` about its centre, pixel for pixel."""
-    left, top, right, bottom = box
-    width, height = (right - left) * keep, (bottom - top) * keep
-    cx, cy = (left + right) / 2, (top + bottom) / 2
-    if not degrees:  # to the nearest pixel: a copy, not a resampling
-        x, y = round(cx - width / 2), round(cy - height / 2)
-        return small.crop((x, y, x + max(1, round(width)), y + max(1, round(height))))
-    size = (max(1, round(width)), max(1, round(height)))
-    sx, sy = width / size[0], height / size[1]
-    cos, sin = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
-    hw, hh = width / 2, height / 2
-    # Output point (x, y) -> input point: the box centre + R(degrees) (x * sx - hw, y * sy - hh).
-    data = (
-        cos * sx, -sin * sy, cx - cos * hw + sin * hh,
-        sin * sx, cos * sy, cy - sin * hw - cos * hh,
-    )  # fmt: skip
-    return small.transform(size, Image.Transform.AFFINE, data, Image.Resampling.BILINEAR)
 
 
 def _trim_boxes(pixels: np.ndarray) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:

@@ -4,18 +4,17 @@ copies that the cropped PDQ forms miss, through the compiled index of crop codes
 import random
 
 import pytest
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from audit.models import MediaType, ResultFingerprint
+from audit.models import MediaType
 from audit.services.decisions import decision_record
-from audit.tests.factories import ResultFactory, user_in
+from audit.tests.factories import user_in
 from samples import crophash, fingerprints, index, matching
 from samples.fingerprint_base import FingerprintKind as Kind
 from samples.models import Sample, SampleOrigin
 from samples.quality import dataset, hard_edits
 from samples.services import sample_add
-from samples.tests.test_image_matching import find, png, sample_of
+from samples.tests.test_image_matching import find, png, result_of, sample_of
 
 pytestmark = pytest.mark.django_db
 
@@ -28,17 +27,6 @@ EDITS = ("crop-asym", "crop+resize+jpeg", "rotate-crop", "border-blurred", "capt
 def hard_copy(edit: str, seed: int = 5) -> bytes:
     change, fmt, quality = hard_edits.HARD_TRANSFORMS[edit]
     return dataset.encode(change(random.Random(seed), PHOTO.copy()), fmt, quality)
-
-
-def result_with_file(data: bytes):
-    """A stored image result with its file, as ingest leaves it."""
-    result = ResultFactory(media_type=MediaType.IMAGE, text="")
-    result.file.name = default_storage.save(f"results/{result.task_id}.img", ContentFile(data))
-    result.save(update_fields=["file"])
-    ResultFingerprint.objects.bulk_create(
-        ResultFingerprint(result=result, **row) for row in matching.image_rows(data)
-    )
-    return result
 
 
 def test_an_image_keeps_its_crop_codes_and_the_thumbnails_that_confirm_them():
@@ -56,7 +44,7 @@ def test_an_image_keeps_its_crop_codes_and_the_thumbnails_that_confirm_them():
 @pytest.mark.parametrize("edit", EDITS)
 @pytest.mark.parametrize("store_name", ["samples", "results"])
 def test_a_hard_copy_is_found_by_crophash_in_both_stores(store_name, edit):
-    make = sample_of if store_name == "samples" else result_with_file
+    make = sample_of if store_name == "samples" else result_of
     store = matching.samples_store() if store_name == "samples" else matching.RESULTS
     source = make(png(PHOTO))
     others = [make(png(other)).id for other in OTHERS]
@@ -81,13 +69,13 @@ def test_crophash_finds_what_the_cropped_forms_miss():
 
 
 def test_propagation_reaches_hard_copies_from_the_picture_and_back():
-    decided = result_with_file(png(PHOTO))
-    copies = {result_with_file(hard_copy(edit)).id for edit in EDITS}
-    unrelated = result_with_file(png(OTHERS[0]))
+    decided = result_of(png(PHOTO))
+    copies = {result_of(hard_copy(edit)).id for edit in EDITS}
+    unrelated = result_of(png(OTHERS[0]))
     reached = {match.id for match in matching.results_similar(decided)}
     assert unrelated.id not in reached
     assert copies <= reached, copies - reached
-    copy = result_with_file(hard_copy("caption-top", seed=9))
+    copy = result_of(hard_copy("caption-top", seed=9))
     assert decided.id in {match.id for match in matching.results_similar(copy)}
 
 
@@ -96,21 +84,21 @@ def test_a_decided_original_reaches_the_crops_that_only_its_held_cuts_find():
     (crophash.HELD_CUTS): the pair judgement from the original (a scan's direction) misses
     these copies, the decided original's search does not."""
     photo = dataset.draw_photo(random.Random(30), 640, 480)
-    decided = result_with_file(png(photo))
+    decided = result_of(png(photo))
     change, fmt, quality = hard_edits.HARD_TRANSFORMS["crop-asym"]
     copies = [dataset.encode(change(random.Random(s), photo.copy()), fmt, quality) for s in (0, 1)]
     original = fingerprints.image_fingerprint(png(photo))
     for copy in copies:
         assert not fingerprints.image_similar(original, fingerprints.image_fingerprint(copy))[0]
-    ids = {result_with_file(copy).id for copy in copies}
+    ids = {result_of(copy).id for copy in copies}
     reached = {m.id: m for m in matching.results_similar(decided)}
     assert ids <= set(reached)
     assert all(reached[i].matched_by.startswith(matching.CROPHASH_PREFIX) for i in ids)
 
 
 def test_a_result_whose_file_is_gone_is_still_matched_the_other_ways():
-    decided = result_with_file(png(PHOTO))
-    same = result_with_file(png(PHOTO))
+    decided = result_of(png(PHOTO))
+    same = result_of(png(PHOTO))
     default_storage.delete(decided.file.name)
     assert same.id in {match.id for match in matching.results_similar(decided)}
 
@@ -193,7 +181,7 @@ def test_a_decided_hard_copy_is_linked_to_the_sample_its_original_taught(
 ):
     """Deciding a stored result teaches the library from its stored rows: the query is read
     from its file (matching.with_crop_query)."""
-    original = result_with_file(png(PHOTO))
+    original = result_of(png(PHOTO))
     with django_capture_on_commit_callbacks(execute=True):
         decision_record(
             reviewer=user_in("Reviewer"),
@@ -203,7 +191,7 @@ def test_a_decided_hard_copy_is_linked_to_the_sample_its_original_taught(
             channel="console",
         )
     [sample] = Sample.objects.all()
-    copy = result_with_file(hard_copy("crop+resize+jpeg", seed=3))
+    copy = result_of(hard_copy("crop+resize+jpeg", seed=3))
     with django_capture_on_commit_callbacks(execute=True):
         decision_record(
             reviewer=user_in("Reviewer"),

@@ -50,7 +50,7 @@ def test_the_warm_up_loads_the_indexes_propagation_and_scanning_search():
     sample_with(MediaType.IMAGE, (Kind.PDQ, code(6)), (Kind.PDQ_VARIANT, code(7)))
     sample_with(MediaType.VIDEO, (Kind.VIDEO_FRAME, code(8)))
     sample = sample_with(MediaType.IMAGE, (Kind.PDQ, code(10)), (Kind.PDQ_CROP, code(11)))
-    sample.fingerprints.filter(kind=Kind.PDQ_CROP).update(form="c80")
+    sample.fingerprints.filter(kind=Kind.PDQ_CROP).update(form="trim")
     SampleFingerprint.objects.create(
         sample=sample, kind=Kind.CROP_CODE, code=crophash.code_bytes(12, 0), form="c80"
     )
