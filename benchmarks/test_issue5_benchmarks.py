@@ -33,5 +33,6 @@ def test_the_scan_benchmark_runs(capsys):
     for kind in ("text", "image_before", "image", "image_hard"):
         assert figures[kind]["recall"] == 1.0, kind
         assert figures[kind]["scan"]["p95"] > 0 and figures[kind]["ingest"]["p95"] > 0
+    assert figures["lookup"]["found"] and figures["lookup"]["p99"] > 0
     assert not Result.objects.exists()  # what the run stored is gone
     assert "recall 100%" in capsys.readouterr().out
