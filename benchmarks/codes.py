@@ -49,6 +49,7 @@ django.setup()  # the quality set's generators import the models
 import mih  # noqa: E402
 
 from audit import demo  # noqa: E402
+from benchmarks.common import resident_mb  # noqa: E402
 from samples import crophash, fingerprints  # noqa: E402
 from samples.codeindex import MERGE_AT, CodeIndex, warm_up  # noqa: E402
 from samples.quality import dataset, hard_edits  # noqa: E402
@@ -210,11 +211,11 @@ def run(*, size: int, pictures: int, real: int, derived: float, repeat: int, nfl
     )
     warm_up()
     figures = {"codes": len(codes), "skew": skew}
-    start, memory = time.perf_counter(), _resident_mb()
+    start, memory = time.perf_counter(), resident_mb()
     index = CodeIndex(colour_radius=COLOUR_RADIUS, nflip=nflip)
     index.add(ids, records(codes, colours))
     figures["build_seconds"] = time.perf_counter() - start
-    figures["resident_mb"] = _resident_mb() - memory
+    figures["resident_mb"] = resident_mb() - memory
     figures["bytes_per_code"] = sum(a.nbytes for a in index._arrays) / len(codes)
     batches = [records(*picture) for picture in queries]
     ms, found = timed(lambda batch: index.search_many(batch, RADIUS), batches, repeat)
@@ -283,14 +284,6 @@ def loaded_in_batches(codes, colours, ids, batches, found) -> dict:
         "same_when_loaded": same,
         "merge_seconds": merge_seconds,
     } | percentiles("full tail", ms)
-
-
-def _resident_mb() -> float:
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except OSError:  # not Linux
-        return 0.0
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def main(argv=None) -> dict:

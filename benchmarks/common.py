@@ -1,7 +1,9 @@
 """What the benchmarks share (imported after django.setup())."""
 
+import os
 import statistics
 import time
+from pathlib import Path
 
 from django.core.management import call_command
 
@@ -36,3 +38,12 @@ def percentile(values: list[float], share: float) -> float:
 
 def median_ms(seconds: list[float]) -> float:
     return statistics.median(seconds) * 1000
+
+
+def resident_mb() -> float:
+    """This process's resident memory in MB (0 where /proc is not there)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except OSError:  # not Linux
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20

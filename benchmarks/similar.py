@@ -23,7 +23,6 @@ flat to multi-index, and the time to build each. Both must return the same ids.
 """
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.common import resident_mb  # noqa: E402
 from samples import fingerprints  # noqa: E402
 from samples.index import HashIndex, SyncedIndex  # noqa: E402
 
@@ -185,11 +185,11 @@ def run_crops(*, size: int, crops: int, queries: int, repeat: int = 5, seed: int
     figures: dict = {"codes": size * crops}
     indexes = {}
     for name, threshold in (("flat", None), ("multi", 0)):
-        start, memory = time.perf_counter(), _resident_mb()
+        start, memory = time.perf_counter(), resident_mb()
         indexes[name] = HashIndex(multi_hash_from=threshold)
         indexes[name].add(owners, codes)
         figures[f"{name}_build_seconds"] = time.perf_counter() - start
-        figures[f"{name}_mb"] = _resident_mb() - memory
+        figures[f"{name}_mb"] = resident_mb() - memory
     found = {
         name: [h.search(q.tobytes(), MAX_DISTANCE) for q in wanted] for name, h in indexes.items()
     }
@@ -223,14 +223,6 @@ def run_crops(*, size: int, crops: int, queries: int, repeat: int = 5, seed: int
         f"+{figures['flat_mb']:,.0f} MB (flat), +{figures['multi_mb']:,.0f} MB (multi-index)"
     )
     return figures
-
-
-def _resident_mb() -> float:
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except OSError:  # not Linux
-        return 0.0
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def main(argv=None) -> dict:

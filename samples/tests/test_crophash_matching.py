@@ -157,22 +157,18 @@ def test_the_stores_agree_with_the_pair_judgement_on_crophash_matches():
 def test_a_library_holds_no_hard_copy_of_a_sample():
     """sample_add links a hard copy to the sample it copies (a library holds no near-copies),
     through the query that image_rows brings with the rows."""
-    data, copy = png(PHOTO), hard_copy("caption-top")
-    first, action = sample_add(
-        media_type=MediaType.IMAGE,
-        suggestion="block",
-        label="porn",
-        rows=matching.image_rows(data),
-        image=(data, ".png"),
-    )
+    def added(data: bytes, extension: str):
+        return sample_add(
+            media_type=MediaType.IMAGE,
+            suggestion="block",
+            label="porn",
+            rows=matching.image_rows(data),
+            image=(data, extension),
+        )
+
+    first, action = added(png(PHOTO), ".png")
     assert action == "added"
-    second, action = sample_add(
-        media_type=MediaType.IMAGE,
-        suggestion="block",
-        label="porn",
-        rows=matching.image_rows(copy),
-        image=(copy, ".jpg"),
-    )
+    second, action = added(hard_copy("caption-top"), ".jpg")
     assert (second.id, action) == (first.id, "linked")
 
 
@@ -181,25 +177,20 @@ def test_a_decided_hard_copy_is_linked_to_the_sample_its_original_taught(
 ):
     """Deciding a stored result teaches the library from its stored rows: the query is read
     from its file (matching.with_crop_query)."""
-    original = result_of(png(PHOTO))
-    with django_capture_on_commit_callbacks(execute=True):
-        decision_record(
-            reviewer=user_in("Reviewer"),
-            task_ids=[original.task_id],
-            suggestion="block",
-            label="porn",
-            channel="console",
-        )
+    def blocked(result) -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            decision_record(
+                reviewer=user_in("Reviewer"),
+                task_ids=[result.task_id],
+                suggestion="block",
+                label="porn",
+                channel="console",
+            )
+
+    blocked(result_of(png(PHOTO)))
     [sample] = Sample.objects.all()
     copy = result_of(hard_copy("crop+resize+jpeg", seed=3))
-    with django_capture_on_commit_callbacks(execute=True):
-        decision_record(
-            reviewer=user_in("Reviewer"),
-            task_ids=[copy.task_id],
-            suggestion="block",
-            label="porn",
-            channel="console",
-        )
+    blocked(copy)
     assert list(Sample.objects.all()) == [sample]
     assert SampleOrigin.objects.filter(sample=sample, task_id=copy.task_id).exists()
     # Its stored rows alone (no query) do not reach the sample: crophash made the link.
