@@ -27,6 +27,7 @@ all must find the same (id, distance) pairs.
 """
 
 import argparse
+import functools
 import io
 import os
 import sys
@@ -52,6 +53,7 @@ from audit import demo  # noqa: E402
 from benchmarks.common import resident_mb  # noqa: E402
 from samples import crophash, fingerprints  # noqa: E402
 from samples.codeindex import MERGE_AT, CodeIndex, warm_up  # noqa: E402
+from samples.fingerprint_base import FingerprintKind as Kind  # noqa: E402
 from samples.quality import dataset, hard_edits  # noqa: E402
 
 RADIUS = crophash.RADIUS
@@ -102,6 +104,39 @@ def real_codes(pictures: int, queries: int) -> dict:
     data |= {key: np.array(query[key]) for key in ("query_sizes", "query_sources")}
     np.savez(cache, **data)
     return data
+
+
+# What an image stores beside its PDQ rows since issue 8, for benchmarks that fill a store.
+THUMBS_BYTES = {3: 1565, 6: 2613}  # by crophash codes: one region's thumbnail or two
+
+
+@functools.cache
+def _crop_pool(pictures: int) -> tuple[np.ndarray, np.ndarray]:
+    real = real_codes(pictures, 1)
+    return real["codes"].astype(np.uint64), real["colours"].astype(np.uint32)
+
+
+def image_crop_rows(rng: np.random.Generator, pictures: int = 1000) -> list[tuple]:
+    """(kind, key, code, quality, form) of an image's cropped PDQ forms (random codes) and
+    crophash rows, as many as a generated picture has: its codes derived from the real codes
+    of `pictures` generated pictures (derived_masks), its thumbnails random bytes."""
+    # 1-3 distinct forms: "whole", and trims where a generated picture has them (1: 22%, 2: 48%)
+    forms = fingerprints.CROP_STORED_FORMS[: int(rng.choice([1, 2, 3], p=[0.22, 0.48, 0.30]))]
+    pdq = rng.bytes(32 * len(forms))
+    rows = [
+        (Kind.PDQ_CROP.value, None, pdq[32 * i : 32 * (i + 1)], 100, form)
+        for i, form in enumerate(forms)
+    ]
+    pool, colours = _crop_pool(pictures)
+    stored = crophash.STORED_FORMS[: 6 if rng.random() < 0.5 else 3]
+    parents = rng.integers(0, len(pool), len(stored))
+    derived = pool[parents] ^ derived_masks(len(stored), rng)
+    rows += [
+        (Kind.CROP_CODE.value, None, crophash.code_bytes(int(c), int(colours[p])), None, form)
+        for form, c, p in zip(stored, derived, parents, strict=True)
+    ]
+    rows.append((Kind.CROP_THUMB.value, None, rng.bytes(THUMBS_BYTES[len(stored)]), None, ""))
+    return rows
 
 
 def topped_up(real: dict, size: int, derived: float, rng: np.random.Generator):

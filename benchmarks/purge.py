@@ -9,7 +9,9 @@ kind of rows followed by the VACUUM it needs. PostgreSQL only; it destroys what 
 Setup, every run: the result store is emptied (TRUNCATE), then `seed_demo` stores --rows
 results spread evenly over the last 7 days (~143,000 a day at 1M) with their scene rows and
 stubs, and fingerprint rows like the real ones are added by COPY (images: exact + PDQ + 7
-flipped/rotated forms; texts: exact + 32 LSH bands + MinHash; videos: file + 10 frames).
+flipped/rotated forms + 1-3 cropped forms + 3 or 6 crophash codes and their ~2 KB of
+thumbnails, benchmarks/codes.py image_crop_rows; texts: exact + 32 LSH bands + MinHash;
+videos: file + 10 frames).
 
 Timed, with the clock moved forward so that one calendar day at a time has expired:
 - baseline: the oldest full day removed as a plain table must: the purge's own batched DELETE
@@ -57,6 +59,7 @@ from django.db import connection, transaction  # noqa: E402
 from audit import partitions  # noqa: E402
 from audit.models import MediaType, PurgeRun, Result, ResultFingerprint  # noqa: E402
 from audit.services import purge  # noqa: E402
+from benchmarks import codes as codes_bench  # noqa: E402
 from benchmarks.common import percentile  # noqa: E402
 from samples.fingerprint_base import FingerprintKind as Kind  # noqa: E402
 
@@ -92,6 +95,8 @@ def fingerprint_rows(rng: np.random.Generator, result_id: int, media_type: str):
         yield (result_id, Kind.PDQ.value, int(keys[1]), codes[:32], 90, "")
         for i, form in enumerate(FORMS, start=1):
             yield (result_id, Kind.PDQ_VARIANT.value, None, codes[32 * i : 32 * i + 32], 90, form)
+        for row in codes_bench.image_crop_rows(rng):  # cropped forms, crophash (issue 8)
+            yield (result_id, *row)
     elif media_type == MediaType.TEXT:
         yield (result_id, Kind.TEXT_EXACT.value, int(keys[0]), None, None, "")
         for key in keys[1:33]:

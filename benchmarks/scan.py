@@ -31,7 +31,6 @@ The results the run stores are deleted at the end and its queued tasks purged.
 
 import argparse
 import base64
-import functools
 import io
 import os
 import random
@@ -62,7 +61,7 @@ from audit.models import MediaType, Result, Suggestion  # noqa: E402
 from benchmarks import codes as codes_bench  # noqa: E402
 from benchmarks.common import percentile  # noqa: E402
 from benchmarks.ingest import bench_client, queue_purge  # noqa: E402
-from samples import crophash, fingerprints, index, matching  # noqa: E402
+from samples import fingerprints, index, matching  # noqa: E402
 from samples import services as sample_services  # noqa: E402
 from samples.fingerprint_base import FingerprintKind as Kind  # noqa: E402
 from samples.models import Sample, SampleFingerprint  # noqa: E402
@@ -120,7 +119,7 @@ def sample_rows(media_type: str, rng: np.random.Generator) -> list[tuple]:
             (Kind.PDQ_VARIANT.value, None, codes[32 * i : 32 * (i + 1)], 100, form)
             for i, form in enumerate(fingerprints.VARIANT_FORMS, start=1)
         ]
-        return rows + crop_rows(rng)
+        return rows + codes_bench.image_crop_rows(rng, crop_pictures)
     keys = rng.integers(-(2**63), 2**63 - 1, 1 + fingerprints.LSH_BANDS)
     return [
         (Kind.TEXT_EXACT.value, int(keys[0]), None, None, ""),
@@ -131,34 +130,6 @@ def sample_rows(media_type: str, rng: np.random.Generator) -> list[tuple]:
 
 # Generated pictures whose crophash codes the random ones derive from (--crop-pictures).
 crop_pictures = 1000
-THUMBS_BYTES = {3: 1565, 6: 2613}  # by crophash codes: one region's thumbnail or two
-
-
-@functools.cache
-def crop_pool(pictures: int) -> tuple[np.ndarray, np.ndarray]:
-    real = codes_bench.real_codes(pictures, 1)
-    return real["codes"].astype(np.uint64), real["colours"].astype(np.uint32)
-
-
-def crop_rows(rng: np.random.Generator) -> list[tuple]:
-    """An image's cropped PDQ forms and crophash rows, as a typical picture has them."""
-    # 1-3 distinct forms: "whole", and trims where a generated picture has them (1: 22%, 2: 48%)
-    forms = fingerprints.CROP_STORED_FORMS[: int(rng.choice([1, 2, 3], p=[0.22, 0.48, 0.30]))]
-    pdq = rng.bytes(32 * len(forms))
-    rows = [
-        (Kind.PDQ_CROP.value, None, pdq[32 * i : 32 * (i + 1)], 100, form)
-        for i, form in enumerate(forms)
-    ]
-    pool, colours = crop_pool(crop_pictures)
-    stored = crophash.STORED_FORMS[: 6 if rng.random() < 0.5 else 3]
-    parents = rng.integers(0, len(pool), len(stored))
-    derived = pool[parents] ^ codes_bench.derived_masks(len(stored), rng)
-    rows += [
-        (Kind.CROP_CODE.value, None, crophash.code_bytes(int(c), int(colours[p])), None, form)
-        for form, c, p in zip(stored, derived, parents, strict=True)
-    ]
-    rows.append((Kind.CROP_THUMB.value, None, rng.bytes(THUMBS_BYTES[len(stored)]), None, ""))
-    return rows
 
 
 def reserve_ids(count: int) -> list[int]:
