@@ -107,7 +107,7 @@ def real_codes(pictures: int, queries: int) -> dict:
 
 
 # What an image stores beside its PDQ rows since issue 8, for benchmarks that fill a store.
-THUMBS_BYTES = {3: 1565, 6: 2613}  # by crophash codes: one region's thumbnail or two
+THUMB_PICTURES = 40  # generated pictures whose real thumbnails the random rows reuse
 
 
 @functools.cache
@@ -116,10 +116,23 @@ def _crop_pool(pictures: int) -> tuple[np.ndarray, np.ndarray]:
     return real["codes"].astype(np.uint64), real["colours"].astype(np.uint32)
 
 
+@functools.cache
+def _thumbs_pool() -> dict[int, list[bytes]]:
+    """Real CropStored.thumbs by how many codes their picture has (3: one region, 6: two),
+    so that a candidate's confirm reads and aligns them as it would a real sample's."""
+    pool: dict[int, list[bytes]] = {3: [], 6: []}
+    for number in range(THUMB_PICTURES):
+        _, img = dataset.draw_source(demo.rng_for(SEED + 1, "quality-img", number), number)
+        stored = crophash.stored_codes(crophash.crop_picture(_small(img)))
+        pool[len(stored.forms)].append(stored.thumbs)
+    return pool
+
+
 def image_crop_rows(rng: np.random.Generator, pictures: int = 1000) -> list[tuple]:
     """(kind, key, code, quality, form) of an image's cropped PDQ forms (random codes) and
     crophash rows, as many as a generated picture has: its codes derived from the real codes
-    of `pictures` generated pictures (derived_masks), its thumbnails random bytes."""
+    of `pictures` generated pictures (derived_masks), its thumbnails another generated
+    picture's (_thumbs_pool)."""
     # 1-3 distinct forms: "whole", and trims where a generated picture has them (1: 22%, 2: 48%)
     forms = fingerprints.CROP_STORED_FORMS[: int(rng.choice([1, 2, 3], p=[0.22, 0.48, 0.30]))]
     pdq = rng.bytes(32 * len(forms))
@@ -135,7 +148,8 @@ def image_crop_rows(rng: np.random.Generator, pictures: int = 1000) -> list[tupl
         (Kind.CROP_CODE.value, None, crophash.code_bytes(int(c), int(colours[p])), None, form)
         for form, c, p in zip(stored, derived, parents, strict=True)
     ]
-    rows.append((Kind.CROP_THUMB.value, None, rng.bytes(THUMBS_BYTES[len(stored)]), None, ""))
+    thumbs = _thumbs_pool()[len(stored)]
+    rows.append((Kind.CROP_THUMB.value, None, thumbs[int(rng.integers(len(thumbs)))], None, ""))
     return rows
 
 

@@ -8,13 +8,13 @@ random samples, half images, half texts (1 `text_exact` key and the 32 LSH band 
 COPY on PostgreSQL with ids taken from the sequences; it stops after --setup-seconds and says
 how many it reached. An image has what the matcher stores for one (issue 8 included): 8
 `pdq`/`pdq_variant` codes and 1 `image_exact` key (random), its cropped forms (`pdq_crop`:
-random codes, as many as a generated picture keeps: 1-3), its crophash codes (`crop_code`: 3, or 6
-for half of them, as the generated pictures have) and their thumbnails (`crop_thumb`,
-random bytes of the real length). Random crophash codes would never meet a query: they are
-derived from the real codes of generated pictures (benchmarks/codes.py real_codes and
-derived_masks: 16-24 bits flipped within two 16-bit chunks, so the index's buckets are as
-skewed as real ones). One real image (a ~1 MB JPEG, 1600x1200) and one real text are added
-by samples.services.sample_add.
+random codes, as many as a generated picture keeps: 1-3), its crophash codes (`crop_code`: 3,
+or 6 for half of them, as the generated pictures have) and their thumbnails (`crop_thumb`:
+another generated picture's, which a candidate's confirm reads and aligns). Random crophash
+codes would never meet a query: they are derived from the real codes of generated pictures
+(benchmarks/codes.py image_crop_rows: 16-24 bits flipped within two 16-bit chunks, so the
+index's buckets are as skewed as real ones). One real image (a ~1 MB JPEG, 1600x1200) and one
+real text are added by samples.services.sample_add.
 
 Timed, through Django's test client in-process with token auth: one task per request, a
 near-copy of the planted text, and a re-encoded, slightly brightened ~1 MB JPEG of the planted

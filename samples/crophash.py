@@ -492,6 +492,17 @@ def _thumbs_pack(size, regions: dict[str, Rect], thumbs: dict[str, np.ndarray], 
 
 
 def _thumbs_unpack(data: bytes) -> _Stored:
+    """Raises ValueError if `data` is not what _thumbs_pack makes (a damaged row)."""
+    try:
+        stored = _thumbs_read(data)
+    except (struct.error, UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"not crophash thumbnails: {error}") from error
+    if set(stored.regions) - {"c80", "trim"}:
+        raise ValueError(f"not crophash thumbnails: regions {sorted(stored.regions)}")
+    return stored
+
+
+def _thumbs_read(data: bytes) -> _Stored:
     width, height, count = _HEAD.unpack_from(data)
     at, regions, thumbs = _HEAD.size, {}, {}
     for _ in range(count):

@@ -16,6 +16,7 @@ which the query brings in memory (ImageRows.crop_query), or which is decoded aga
 stored result's file.
 """
 
+import logging
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -28,6 +29,8 @@ from audit.media import MediaError
 from audit.models import MediaType, Result, ResultFingerprint
 from samples import codeindex, crophash, fingerprints, index
 from samples.fingerprint_base import FingerprintKind as Kind
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_PDQ_DISTANCE = 31
 VIDEO_FRAME_SHARE = 0.5
@@ -490,7 +493,12 @@ def _crophash_similar(store, crop_query, distance, fresh, matches) -> None:
         if owner not in thumbs:
             continue
         pairs = [(number, form, bits) for bits, number, form in sorted(hits[owner])]
-        if found_match := crophash.confirm(picture, query, pairs, bytes(thumbs[owner])):
+        try:
+            found_match = crophash.confirm(picture, query, pairs, bytes(thumbs[owner]))
+        except ValueError as error:  # a damaged row: that owner is not matched this way
+            logger.warning("%s %s: crophash thumbnails unreadable: %s", store.name, owner, error)
+            continue
+        if found_match:
             matched_by = f"{CROPHASH_PREFIX}{found_match.edit}"[:16]
             _keep_best(matches, Match(owner, found_match.bits, matched_by))
 

@@ -11,7 +11,7 @@ from audit.services.decisions import decision_record
 from audit.tests.factories import user_in
 from samples import crophash, fingerprints, index, matching
 from samples.fingerprint_base import FingerprintKind as Kind
-from samples.models import Sample, SampleOrigin
+from samples.models import Sample, SampleFingerprint, SampleOrigin
 from samples.quality import dataset, hard_edits
 from samples.services import sample_add
 from samples.tests.test_image_matching import find, png, result_of, sample_of
@@ -157,6 +157,7 @@ def test_the_stores_agree_with_the_pair_judgement_on_crophash_matches():
 def test_a_library_holds_no_hard_copy_of_a_sample():
     """sample_add links a hard copy to the sample it copies (a library holds no near-copies),
     through the query that image_rows brings with the rows."""
+
     def added(data: bytes, extension: str):
         return sample_add(
             media_type=MediaType.IMAGE,
@@ -177,6 +178,7 @@ def test_a_decided_hard_copy_is_linked_to_the_sample_its_original_taught(
 ):
     """Deciding a stored result teaches the library from its stored rows: the query is read
     from its file (matching.with_crop_query)."""
+
     def blocked(result) -> None:
         with django_capture_on_commit_callbacks(execute=True):
             decision_record(
@@ -203,3 +205,12 @@ def test_warm_up_loads_the_crophash_indexes():
     matching.indexes_warm_up()
     names = set(index.indexes_stats())
     assert {n for n in names if Kind.CROP_CODE in n}
+
+
+def test_a_damaged_thumbnail_row_costs_that_match_not_the_search(caplog):
+    sample = sample_of(png(PHOTO))
+    SampleFingerprint.objects.filter(sample=sample, kind=Kind.CROP_THUMB).update(code=b"\xdb" * 40)
+    found = find(matching.samples_store(), hard_copy("crop+resize+jpeg"))
+    match = found.get(sample.id)
+    assert not match or not match.matched_by.startswith(matching.CROPHASH_PREFIX)
+    assert "crophash thumbnails unreadable" in caplog.text
