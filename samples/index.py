@@ -186,6 +186,8 @@ class SyncedIndex:
         marker = self._removed_marker()
         try:
             if marker != self._marker:
+                if restart := getattr(self._fetch_since, "restart", None):
+                    restart()  # a reader that reads on from its last read starts over
                 # Built aside and swapped in: searches keep using the old copy meanwhile.
                 fresh_index = self._new_index()
                 self._last_row_id, self._recent = self._load(fresh_index, 0, set())

@@ -214,3 +214,25 @@ def test_a_damaged_thumbnail_row_costs_that_match_not_the_search(caplog):
     match = found.get(sample.id)
     assert not match or not match.matched_by.startswith(matching.CROPHASH_PREFIX)
     assert "crophash thumbnails unreadable" in caplog.text
+
+
+def test_an_index_reads_on_from_where_it_ended_not_from_its_own_last_row():
+    """Images among many newer texts: a refresh of the image indexes reads the rows since its
+    last read (less the overlap), not every text row since the last image."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    sample_of(png(PHOTO))
+    searched = matching.crophash_index(matching.samples_store())
+    searched.refresh(force=True)
+    other = sample_of(png(OTHERS[0]))
+    texts = SampleFingerprint.objects.bulk_create(
+        SampleFingerprint(sample=other, kind=Kind.TEXT_BAND, key=n)
+        for n in range(matching.OVERLAP_IDS + 500)
+    )
+    searched.refresh(force=True)  # reads the other picture's rows and the texts' once
+    with CaptureQueriesContext(connection) as queries:
+        searched.refresh(force=True)
+    [read] = [q["sql"] for q in queries if 'kind" IN' in q["sql"]]
+    since = int(read.split('"id" > ')[1].split()[0].rstrip(")"))
+    assert since >= texts[-1].id - matching.OVERLAP_IDS
