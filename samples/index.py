@@ -37,6 +37,10 @@ MULTI_HASH_FROM = 300_000
 
 Row = tuple[int, int, bytes]  # (row id, owner id, code)
 SINGLE_THREAD_QUERIES = 16  # a batch searched in the calling thread alone (see search_many)
+# ... and so is a larger batch over a small index: codes compared at most (a flat scan compares
+# ~1M a ms). A flat picture's 32 layout probes over the few flat pictures' codes took 15 ms
+# a search with a team of threads on a busy 2-core machine.
+SINGLE_THREAD_WORK = 4_000_000
 
 
 class HashIndex:
@@ -90,7 +94,10 @@ class HashIndex:
         # more; a team of OpenMP threads only adds a barrier, and when another process holds a
         # core that barrier costs tens of ms (p50 40 ms instead of 0.9 ms measured here with one
         # core busy; 28 ms instead of 1 ms for an image's 6 cropped forms).
-        threads = _omp_threads(1) if len(queries) <= SINGLE_THREAD_QUERIES else nullcontext()
+        small = len(queries) <= SINGLE_THREAD_QUERIES or (
+            not self._multi_hash and len(queries) * len(self) <= SINGLE_THREAD_WORK
+        )
+        threads = _omp_threads(1) if small else nullcontext()
         with threads, self._lock.reading():
             if self._multi_hash and max_distance > MULTI_HASH_EXACT:
                 raise ValueError(f"multi-index hashing is exact to {MULTI_HASH_EXACT} bits only")
