@@ -3,7 +3,7 @@ import random
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from samples import crophash
 from samples import fingerprints as fp
@@ -16,8 +16,8 @@ def small_of(img: Image.Image, fmt: str = "JPEG", quality: int = 85) -> Image.Im
     return fp._image_shrink(fp._image_decode(data), fp.HASH_SIZE)
 
 
-def codes_of(img: Image.Image, fmt: str = "JPEG"):
-    picture = crophash.crop_picture(small_of(img, fmt))
+def codes_of(img: Image.Image, fmt: str = "JPEG", quality: int = 85):
+    picture = crophash.crop_picture(small_of(img, fmt, quality))
     return picture, crophash.query_codes(picture), crophash.stored_codes(picture)
 
 
@@ -69,6 +69,58 @@ def _caption(where: str) -> dict:
         "lines": ["WHEN YOU FINALLY SEE IT"],
         "keep_size": False,
     }
+
+
+def _brighter(img: Image.Image, levels: int = 40) -> Image.Image:
+    """The same picture lighter by `levels` in R, G and B: the same Cb and Cr, the same
+    correlation."""
+    return img.point(lambda v: min(255, v + levels))
+
+
+def _avatar(background: tuple[int, int, int]) -> Image.Image:
+    img = Image.new("RGB", (480, 480), background)
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((90, 90, 390, 390), fill="#e0ac69")
+    for x in (190, 290):
+        draw.ellipse((x - 15, 170, x + 15, 200), fill="#222222")
+    draw.arc((165, 240, 315, 315), 20, 160, fill="#222222", width=6)
+    return img
+
+
+def _cropped(img: Image.Image) -> Image.Image:
+    w, h = img.size
+    return img.crop((round(w * 0.06), round(h * 0.04), round(w * 0.97), round(h * 0.92)))
+
+
+@pytest.mark.parametrize(
+    ("stored", "look_alike"),
+    [
+        (lambda photo: photo, lambda photo: _cropped(_brighter(photo))),
+        (lambda _: _avatar((40, 60, 110)), lambda _: _cropped(_avatar((80, 100, 150)))),
+    ],
+    ids=["brighter-photo", "avatar-on-a-lighter-background"],
+)
+def test_a_look_alike_of_another_brightness_is_not_found(photo, stored, look_alike, monkeypatch):
+    _, _, theirs = codes_of(stored(photo), "PNG")
+    picture, query, _ = codes_of(look_alike(photo))
+    assert crophash.crop_match(picture, query, theirs) is None
+    # The grey levels alone tell it apart: correlation and colour pass.
+    monkeypatch.setattr(crophash, "LUMA_MAX", float("inf"))
+    assert crophash.crop_match(picture, query, theirs)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda img: hard_edits.blurred_border(random.Random(2), img),
+        lambda img: hard_edits.letterboxed(img, {"colour": (0, 0, 0), "size": (640, 640)}),
+        lambda img: _cropped(img).resize((380, 300), Image.Resampling.LANCZOS),
+    ],
+    ids=["blurred-border", "letterbox", "crop-resize"],
+)
+def test_a_hard_copy_at_jpeg_60_keeps_its_grey_levels(photo, source, make):
+    picture, query, _ = codes_of(make(photo), quality=60)
+    assert crophash.crop_match(picture, query, source[2])
 
 
 def test_another_region_of_the_same_picture_is_not_found():
