@@ -561,7 +561,7 @@ def confirm(
         region, angle = _form_parts(form)
         # Neighbouring hypotheses of one region align the same way: one try for them all.
         key = (region, tuple(np.round(query.rects[i] / 4)))
-        if key in seen:
+        if key in seen or region not in stored.thumbs:  # (rows of two fingerprintings)
             continue
         seen.add(key)
         score, where = _align(grey, tuple(query.rects[i]), -angle, stored.thumbs[region])
