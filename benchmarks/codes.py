@@ -312,19 +312,22 @@ def run(*, size: int, pictures: int, real: int, derived: float, repeat: int, nfl
 
 
 def loaded_in_batches(codes, colours, ids, batches, found) -> dict:
-    """Time to load the codes in SyncedIndex's batches (a merge at each), then of one merge
-    of MERGE_AT codes into the full index, and searches with a tail of MERGE_AT - 1 codes
-    (the most it holds); and that the loaded index finds the same."""
+    """Time to load the codes in SyncedIndex's batches and settle (as its first load does),
+    then of a refresh that adds MERGE_AT codes and settles (one merge into the full index),
+    and searches with a tail of MERGE_AT - 1 codes (the most a settled index holds); and that
+    the loaded index finds the same."""
     start = time.perf_counter()
     index = CodeIndex(colour_radius=COLOUR_RADIUS)
     for first in range(0, len(codes), LOAD_BATCH):
         part = slice(first, first + LOAD_BATCH)
         index.add(ids[part], records(codes[part], colours[part]))
+    index.settle()
     load_seconds = time.perf_counter() - start
     same = [index.search_many(batch, RADIUS) for batch in batches] == found
     extra = np.arange(MERGE_AT, dtype=np.uint64)
     start = time.perf_counter()
     index.add(np.arange(MERGE_AT) - MERGE_AT, records(extra, extra.astype(np.uint32)))
+    index.settle()
     merge_seconds = time.perf_counter() - start
     index.add(np.full(MERGE_AT - 1, -1), records(extra[1:], extra[1:].astype(np.uint32)))
     ms, _ = timed(lambda batch: index.search_many(batch, RADIUS), batches, 1)

@@ -321,8 +321,15 @@ def _search(
             table_codes, table_rows, colours, ids, hit_ids, hit_distances,
         )  # fmt: skip
         for j in range(len(tail_codes)):
-            distance = _popcount(query ^ tail_codes[j])
-            if distance <= radius and _popcount(colour ^ tail_colours[j]) <= colour_radius:
+            # What the tables would find of it too (within nflip bits in some chunk): a code
+            # is found alike before and after its merge.
+            x = query ^ tail_codes[j]
+            distance = _popcount(x)
+            if (
+                distance <= radius
+                and _popcount(colour ^ tail_colours[j]) <= colour_radius
+                and _found_before(x, CHUNKS, nflip)  # near in some chunk
+            ):
                 hit_ids[hits], hit_distances[hits] = tail_ids[j], distance
                 hits += 1
         start = lims[q]

@@ -221,3 +221,15 @@ def test_a_synced_index_can_host_a_code_index():
 
 def test_warm_up_compiles_without_error():
     warm_up()
+
+
+def test_a_code_is_found_alike_in_the_tail_and_after_its_merge(planted):
+    """Beyond the exact range too: the tail keeps only what the tables would find."""
+    ids, codes, colours, queries, query_colours = planted
+    in_tail = CodeIndex(merge_at=len(codes) + 1)
+    in_tail.add(ids, records(codes, colours))
+    merged = CodeIndex(merge_at=1)
+    merged.add(ids, records(codes, colours))
+    assert len(in_tail._arrays.tail_codes) == len(codes) and not len(merged._arrays.tail_codes)
+    asked = records(queries, query_colours)
+    assert in_tail.search_many(asked, 12) == merged.search_many(asked, 12)
