@@ -389,7 +389,12 @@ def main(argv=None) -> None:
     parser.add_argument("--drops", type=int, default=12, help="days to drop (one at a time)")
     parser.add_argument("--pager", help=argparse.SUPPRESS)
     parser.add_argument("--stop", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--pace", type=float, help="the purge's rest per second of work (purge.PACE_SHARE)"
+    )
     args = parser.parse_args(argv)
+    if args.pace is not None:
+        purge.PACE_SHARE = args.pace
     if args.pager:
         pager(args.pager, args.stop)
         return
