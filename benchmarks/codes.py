@@ -62,14 +62,6 @@ LOAD_BATCH = 50_000  # rows a SyncedIndex reads at a time
 SEED = 11  # of the generated pictures (the quality set's scoring uses seeds 0-3)
 
 
-def records(codes: np.ndarray, colours: np.ndarray) -> np.ndarray:
-    """(n, 12) uint8 as CodeIndex takes them: <u8 code, then <u4 colour code."""
-    out = np.empty((len(codes), 12), np.uint8)
-    out[:, :8] = codes.astype("<u8").view(np.uint8).reshape(-1, 8)
-    out[:, 8:] = colours.astype("<u4").view(np.uint8).reshape(-1, 4)
-    return out
-
-
 def _small(img: Image.Image) -> Image.Image:
     return fingerprints._image_shrink(img.convert("RGB"), fingerprints.HASH_SIZE)
 
@@ -262,11 +254,11 @@ def run(*, size: int, pictures: int, real: int, derived: float, repeat: int, nfl
     figures = {"codes": len(codes), "skew": skew}
     start, memory = time.perf_counter(), resident_mb()
     index = CodeIndex(colour_radius=COLOUR_RADIUS, nflip=nflip)
-    index.add(ids, records(codes, colours))
+    index.add(ids, crophash.code_records(codes, colours))
     figures["build_seconds"] = time.perf_counter() - start
     figures["resident_mb"] = resident_mb() - memory
     figures["bytes_per_code"] = sum(a.nbytes for a in index._arrays) / len(codes)
-    batches = [records(*picture) for picture in queries]
+    batches = [crophash.code_records(*picture) for picture in queries]
     ms, found = timed(lambda batch: index.search_many(batch, RADIUS), batches, repeat)
     figures |= percentiles("CodeIndex", ms)
     figures |= loaded_in_batches(codes, colours, ids, batches, found)
@@ -320,16 +312,18 @@ def loaded_in_batches(codes, colours, ids, batches, found) -> dict:
     index = CodeIndex(colour_radius=COLOUR_RADIUS)
     for first in range(0, len(codes), LOAD_BATCH):
         part = slice(first, first + LOAD_BATCH)
-        index.add(ids[part], records(codes[part], colours[part]))
+        index.add(ids[part], crophash.code_records(codes[part], colours[part]))
     index.settle()
     load_seconds = time.perf_counter() - start
     same = [index.search_many(batch, RADIUS) for batch in batches] == found
     extra = np.arange(MERGE_AT, dtype=np.uint64)
     start = time.perf_counter()
-    index.add(np.arange(MERGE_AT) - MERGE_AT, records(extra, extra.astype(np.uint32)))
+    index.add(np.arange(MERGE_AT) - MERGE_AT, crophash.code_records(extra, extra.astype(np.uint32)))
     index.settle()
     merge_seconds = time.perf_counter() - start
-    index.add(np.full(MERGE_AT - 1, -1), records(extra[1:], extra[1:].astype(np.uint32)))
+    index.add(
+        np.full(MERGE_AT - 1, -1), crophash.code_records(extra[1:], extra[1:].astype(np.uint32))
+    )
     ms, _ = timed(lambda batch: index.search_many(batch, RADIUS), batches, 1)
     return {
         "load_seconds": load_seconds,

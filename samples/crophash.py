@@ -249,6 +249,14 @@ def code_parts(data: bytes) -> tuple[int, int]:
     return struct.unpack("<QI", data)
 
 
+def code_records(codes: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """Many codes as code_bytes lays each out, in one (n, 12) uint8 array (CodeIndex takes it)."""
+    out = np.empty((len(codes), 12), np.uint8)
+    out[:, :8] = np.asarray(codes).astype("<u8").view(np.uint8).reshape(-1, 8)
+    out[:, 8:] = np.asarray(colours).astype("<u4").view(np.uint8).reshape(-1, 4)
+    return out
+
+
 def _centre(rect: Rect) -> Rect:
     x0, x1, y0, y1 = rect
     mx, my = (1 - CENTRE) / 2 * (x1 - x0), (1 - CENTRE) / 2 * (y1 - y0)

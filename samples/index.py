@@ -155,7 +155,7 @@ class SyncedIndex:
         return self._index.search(code, max_distance)
 
     def search_many(
-        self, codes: Sequence[bytes], max_distance: int, *, fresh: bool = False
+        self, codes: Sequence[bytes] | np.ndarray, max_distance: int, *, fresh: bool = False
     ) -> list[list[tuple[int, int]]]:
         self.refresh(force=fresh)
         return self._index.search_many(codes, max_distance)

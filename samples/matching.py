@@ -501,11 +501,8 @@ def _crophash_similar(store, crop_query, distance, fresh, matches) -> None:
     radius = min(crophash.RADIUS, crophash.RADIUS + distance - DEFAULT_PDQ_DISTANCE)
     if radius < 0 or not len(query.codes):
         return
-    codes = [
-        crophash.code_bytes(int(code), int(colour))
-        for code, colour in zip(query.codes, query.colours, strict=True)
-    ]
     forms = crophash.STORED_FORMS
+    codes = crophash.code_records(query.codes, query.colours)
     found = crophash_index(store).search_many(codes, radius, fresh=fresh)
     hits: dict[int, list[tuple[int, int, str]]] = {}
     for number, pairs in enumerate(found):
