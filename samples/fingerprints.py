@@ -176,10 +176,12 @@ class ImageFingerprint:
     crop_query: tuple[crophash.CropPicture, crophash.CropQuery] | None = None
 
 
-def image_fingerprint(data: bytes) -> ImageFingerprint:
+def image_fingerprint(data: bytes, *, query: bool = True) -> ImageFingerprint:
     """Fingerprint of an image file; raises media.MediaError if it is not an acceptable image.
 
-    Only the first frame of an animation is fingerprinted.
+    Only the first frame of an animation is fingerprinted. `query=False` leaves out what only a
+    search from it needs (crop_query: its picture and query codes), for a fingerprint that is
+    only stored.
     """
     rgb = _image_decode(data)
     exact = _image_exact(rgb)
@@ -199,7 +201,7 @@ def image_fingerprint(data: bytes) -> ImageFingerprint:
         flat,
         crops,
         crophash.stored_codes(picture),
-        (picture, crophash.query_codes(picture)),
+        (picture, crophash.query_codes(picture)) if query else None,
     )
 
 

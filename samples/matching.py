@@ -153,8 +153,9 @@ class ImageRows(list):
     crop_query: tuple | None = None
 
 
-def image_rows(data: bytes) -> ImageRows:
-    fp = fingerprints.image_fingerprint(data)
+def image_rows(data: bytes, *, query: bool = True) -> ImageRows:
+    """An image's fingerprint rows; with `query`, and its crophash query (a search from it)."""
+    fp = fingerprints.image_fingerprint(data, query=query)
     rows = [
         # The exact row also keeps the thumbnail that confirms near matches. A flat picture's
         # (unreliable PDQ) has a kind of its own: its thumbnail's layout codes are indexed too.
@@ -233,7 +234,7 @@ def result_rows(result: Result) -> list[dict]:
         return []
     if result.media_type == MediaType.IMAGE:
         with default_storage.open(result.file.name, "rb") as f:
-            return image_rows(f.read())
+            return image_rows(f.read(), query=False)  # stored, not searched from
     return video_rows(default_storage.path(result.file.name))
 
 

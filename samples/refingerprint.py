@@ -58,7 +58,7 @@ def _image_refingerprint(store: matching.Store, owner, *, crops_only: bool) -> i
         return 0
     try:
         with default_storage.open(owner.file.name, "rb") as f:
-            new = matching.image_rows(f.read())
+            new = matching.image_rows(f.read(), query=False)
     except (OSError, media.MediaError) as error:
         # Its media is gone or unreadable: the rows it has are all it can have.
         logger.warning("%s %s: image not refingerprinted: %s", store.name, owner.id, error)
