@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -172,11 +173,35 @@ def baseline_delete(day) -> int:
     return run.rows_deleted
 
 
-def drop_day(day) -> int:
+def drop_day(day, statements: list | None = None) -> int:
+    """The purge of `day`; `statements` gets (seconds, SQL) of each statement it ran."""
     now = datetime.combine(day + DAY, datetime.min.time(), UTC) + retention()
-    run = purge.results_purge(now=now)
+
+    def timed(execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            statements.append((time.perf_counter() - started, " ".join(sql.split())[:90]))
+
+    with connection.execute_wrapper(timed) if statements is not None else nullcontext():
+        run = purge.results_purge(now=now)
     assert run.partitions_dropped == [day.isoformat()], run.partitions_dropped
     return run.results_removed
+
+
+def where_it_went(figure: dict) -> str:
+    """A drop's seconds: in SQL (its slowest statements), resting, the rest in Python."""
+    statements = figure["statements"]
+    in_sql = sum(seconds for seconds, _ in statements)
+    slowest = sorted(statements, reverse=True)[:6]
+    lines = [
+        f"  where the slowest drop's {figure['seconds']:.3f} s went: {len(statements)} "
+        f"statements {in_sql:.3f} s, rests {figure['rested']:.3f} s, the rest "
+        f"{figure['seconds'] - in_sql - figure['rested']:.3f} s; slowest statements:"
+    ]
+    lines += [f"    {seconds * 1000:7.1f} ms  {sql}" for seconds, sql in slowest]
+    return "\n".join(lines)
 
 
 def retention() -> timedelta:
@@ -303,8 +328,13 @@ def run(*, rows: int, drops: int, page_load: bool = True) -> dict:
         size = day_copy(template, day)
         if page_load:
             time.sleep(COPY_SETTLE)
-        figure = measured(lambda d=day: drop_day(d), settle=SETTLE if page_load else 0)
-        figure.update(size=size, day=day)
+        statements, rests = [], []
+        purge.sleep = lambda seconds, rests=rests: (rests.append(seconds), time.sleep(seconds))
+        figure = measured(
+            lambda d=day, s=statements: drop_day(d, s), settle=SETTLE if page_load else 0
+        )
+        purge.sleep = time.sleep
+        figure.update(size=size, day=day, statements=statements, rested=sum(rests))
         ours.append(figure)
     if process:
         Path(stop).touch()
@@ -337,6 +367,7 @@ def run(*, rows: int, drops: int, page_load: bool = True) -> dict:
         f"{speedup:.0f}x faster than the DELETE (target >= {TARGETS['speedup']:.0f}x); "
         f"{wal_ratio:.0f}x less WAL (target >= {TARGETS['wal_ratio']:.0f}x)"
     )
+    print(where_it_went(worst))
     figures.update(baseline=base, ours=ours, speedup=speedup, wal_ratio=wal_ratio)
     if page_load:
         windows = [quiet, (base["start"], base["start"] + base["seconds"])]

@@ -17,19 +17,31 @@ database: this measures the index.
 
 measures the index of cropped forms instead (issue 8): `size` images with `crops` codes each
 (size x crops codes), planted as above, searched by a flat index and by multi-index hashing
-(samples.index MULTI_HASH_*, what HashIndex switches to from MULTI_HASH_FROM codes): p50/p99
+(samples.multihash, what HashIndex switches to from MULTI_HASH_FROM codes): p50/p99
 of one code, and of an image's CROP_QUERY_FORMS searched together (search_many), the ratio of
 flat to multi-index, and the time to build each. Both must return the same ids.
+
+    .venv/bin/python benchmarks/similar.py --crops 8 --radius 40 --size 500000
+
+is the index of a library's PDQ codes at 1M samples (half of them images, each with its 8
+flipped and turned forms), searched as a lookup does: to 40 bits (31 and the band that
+thumbnails confirm).
 """
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "moderation_console.settings")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import django  # noqa: E402
+
+django.setup()  # benchmarks.common and samples.fingerprints import the models
+
+import numpy as np  # noqa: E402
 
 from benchmarks.common import resident_mb  # noqa: E402
 from samples import fingerprints  # noqa: E402
@@ -46,15 +58,16 @@ def flipped(code: np.ndarray, bits: int, rng: np.random.Generator) -> np.ndarray
     return np.packbits(unpacked)
 
 
-def planted(size: int, queries: int, rng: np.random.Generator):
-    """The codes, the queries, and per query the planted match rows and decoy rows."""
+def planted(size: int, queries: int, rng: np.random.Generator, radius: int = MAX_DISTANCE):
+    """The codes, the queries, and per query the planted match rows (0..radius bits away) and
+    decoy rows (radius + 1..radius + 9)."""
     codes = rng.integers(0, 256, (size, 32), dtype=np.uint8)
     wanted = rng.integers(0, 256, (queries, 32), dtype=np.uint8)
     rows = rng.choice(size, (queries, MATCHES + DECOYS), replace=False)
     matches, decoys = [], []
     for query, its_rows in zip(wanted, rows, strict=True):
-        near = [0, MAX_DISTANCE, *rng.integers(1, MAX_DISTANCE, MATCHES - 2)]
-        far = [MAX_DISTANCE + 1, *rng.integers(MAX_DISTANCE + 2, 41, DECOYS - 1)]
+        near = [0, radius, *rng.integers(1, radius, MATCHES - 2)]
+        far = [radius + 1, *rng.integers(radius + 2, radius + 10, DECOYS - 1)]
         for row, bits in zip(its_rows, near + far, strict=True):
             codes[row] = flipped(query, int(bits), rng)
         matches.append(dict(zip(its_rows[:MATCHES].tolist(), near, strict=True)))
@@ -173,14 +186,18 @@ def run(*, size: int, queries: int, repeat: int = 5, seed: int = 1) -> dict:
     return figures
 
 
-def run_crops(*, size: int, crops: int, queries: int, repeat: int = 5, seed: int = 1) -> dict:
-    codes, wanted, matches, decoys = planted(size * crops, queries, np.random.default_rng(seed))
+def run_crops(
+    *, size: int, crops: int, queries: int, repeat: int = 5, seed: int = 1, radius: int
+) -> dict:
+    rng = np.random.default_rng(seed)
+    codes, wanted, matches, decoys = planted(size * crops, queries, rng, radius)
     owners = np.arange(size * crops) // crops  # an image's forms share its id
     forms = len(fingerprints.CROP_QUERY_FORMS)
     print(
-        f"{size:,} images x {crops} cropped forms = {size * crops:,} codes, {queries} queries "
+        f"{size:,} images x {crops} forms = {size * crops:,} codes, {queries} queries "
         f"(and {queries // forms} images of {forms} query forms), {MATCHES} planted matches "
-        f"each at 0..31 bits, {DECOYS} decoys at 32..40; max distance {MAX_DISTANCE}"
+        f"each at 0..{radius} bits, {DECOYS} decoys at {radius + 1}..{radius + 9}; max "
+        f"distance {radius}"
     )
     figures: dict = {"codes": size * crops}
     indexes = {}
@@ -190,9 +207,7 @@ def run_crops(*, size: int, crops: int, queries: int, repeat: int = 5, seed: int
         indexes[name].add(owners, codes)
         figures[f"{name}_build_seconds"] = time.perf_counter() - start
         figures[f"{name}_mb"] = resident_mb() - memory
-    found = {
-        name: [h.search(q.tobytes(), MAX_DISTANCE) for q in wanted] for name, h in indexes.items()
-    }
+    found = {name: [h.search(q.tobytes(), radius) for q in wanted] for name, h in indexes.items()}
     want = [{int(owners[row]): bits for row, bits in m.items()} for m in matches]
     figures["recall"] = sum(
         dict(got).get(owner) == bits
@@ -202,8 +217,8 @@ def run_crops(*, size: int, crops: int, queries: int, repeat: int = 5, seed: int
     figures["same_as_flat"] = found["multi"] == found["flat"]
     images = [list(map(bytes, wanted[i : i + forms])) for i in range(0, queries - forms + 1, forms)]
     for name, hashes in indexes.items():
-        one = latencies(lambda q, h=hashes: h.search(q.tobytes(), MAX_DISTANCE), wanted, repeat)
-        many = latencies(lambda b, h=hashes: h.search_many(b, MAX_DISTANCE), images, repeat)
+        one = latencies(lambda q, h=hashes: h.search(q.tobytes(), radius), wanted, repeat)
+        many = latencies(lambda b, h=hashes: h.search_many(b, radius), images, repeat)
         figures[f"{name}_p50"], figures[f"{name}_p99"] = percentiles(name, one, "one code")
         figures[f"{name}_image_p50"], figures[f"{name}_image_p99"] = percentiles(
             name, many, f"an image's {forms} query forms, search_many"
@@ -231,9 +246,22 @@ def main(argv=None) -> dict:
     parser.add_argument("--queries", type=int, default=200, help="queries, each with matches")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs of each query")
     parser.add_argument("--crops", type=int, default=0, help="cropped forms per image")
+    parser.add_argument(
+        "--radius",
+        type=int,
+        default=MAX_DISTANCE,
+        help="with --crops: the max distance (40: a sample's PDQ forms, searched to 31 + 9 "
+        "for the thumbnail-confirmed band)",
+    )
     args = parser.parse_args(argv)
     if args.crops:
-        return run_crops(size=args.size, crops=args.crops, queries=args.queries, repeat=args.repeat)
+        return run_crops(
+            size=args.size,
+            crops=args.crops,
+            queries=args.queries,
+            repeat=args.repeat,
+            radius=args.radius,
+        )
     return run(size=args.size, queries=args.queries, repeat=args.repeat)
 
 

@@ -26,7 +26,7 @@ def test_the_scan_benchmark_runs(capsys):
     from audit.models import Result
     from benchmarks import scan
 
-    figures = scan.run(samples=20, repeat=2, pictures=5)
+    figures = scan.run(samples=20, repeat=2, lookups=3, pictures=5)
     assert figures["samples"] == 22  # 10 random images, 10 random texts, the 2 planted
     assert figures["crop_codes"] >= 10 * 3
     # The hard copy (cropped, resized, JPEG 60) is answered block too: by crophash.

@@ -218,8 +218,8 @@ SPECTACULAR_SETTINGS = {
 # background (samples.warmup), instead of making their first search wait 10-16 s for it.
 INDEX_WARMUP = env_bool("INDEX_WARMUP", default=True)
 # The index of images' cropped forms switches to multi-index hashing once large (samples.index
-# MULTI_HASH_FROM): ~5x faster searches, but ~0.7 KB per code in every process (~4.9 GB at 7M
-# codes: 1M images). False keeps the flat scan (~0.04 KB a code, ~75 ms an image at 1M).
+# MULTI_HASH_FROM, samples.multihash): faster searches, but ~0.1 KB per code in every process
+# (~0.1 GB at 1M images' ~1M cropped forms). False keeps the flat scan (~0.04 KB a code).
 CROP_INDEX_MULTI_HASH = env_bool("CROP_INDEX_MULTI_HASH", default=True)
 # Images are also matched when cropped, bordered, captioned or turned a little (issue 8: the
 # cropped forms and crophash, samples.matching). False matches images as before (exact, PDQ and

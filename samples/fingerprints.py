@@ -476,10 +476,11 @@ def layout_probes(thumb: bytes) -> list[tuple[str, bytes]]:
     grey = _is_grey(_thumb_array(thumb))
     probes = []
     for cells, _ in _layout_versions(thumb):
+        spread, level, quadrants = _layout_features(cells)
         for name, turn in THUMB_FORMS.items():
             # This picture turned by `name` looks like the stored one: the stored one turned back.
             back = _INVERSE_FORMS.get(name, name)
-            luma, colour = _layout_parts(turn(cells))
+            luma, colour = _layout_bits(turn(spread), level, turn(quadrants))
             if grey:
                 probes.append((back, _pack(luma, _LAYOUT_GREY)))
             else:
@@ -673,12 +674,24 @@ _LAYOUT_GREY = np.resize([True, False], _LAYOUT_NEUTRAL.size)  # ~56 bits from a
 
 def _layout_parts(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The luma bits and the colour bits of a thumbnail's layout code."""
+    return _layout_bits(*_layout_features(cells))
+
+
+def _layout_features(cells: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """What a layout code is made of: each cell's luma spread (rows, columns, 1), the mean
+    luma, and the mean chroma of the four quadrants (2, 2, Cb and Cr). A dihedral turn of the
+    thumbnail turns the first and the last alike (THUMB_FORMS), so a picture's 8 forms are
+    coded from one computation."""
     luma = cells @ _LUMA
     spread = (luma - luma.mean()) / max(float(luma.std()), _LAYOUT_MIN_DEVIATION)
     half = THUMB_SIZE // 2
     quadrants = (cells @ _CHROMA.T).reshape(2, half, 2, half, 2).mean(axis=(1, 3))
+    return spread[..., None], float(luma.mean()), quadrants
+
+
+def _layout_bits(spread: np.ndarray, level: float, quadrants: np.ndarray):
     position = np.concatenate(
-        [_thermometer(spread, _LAYOUT_SPREAD), _thermometer(luma.mean(), _LAYOUT_LEVELS)]
+        [_thermometer(spread[..., 0], _LAYOUT_SPREAD), _thermometer(level, _LAYOUT_LEVELS)]
     )
     return position, _thermometer(quadrants.transpose(2, 0, 1), _LAYOUT_COLOURS)
 

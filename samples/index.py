@@ -3,8 +3,8 @@
 Brute force over every code with faiss (IndexBinaryFlat, the index Meta's Hasher-Matcher-Actioner
 uses too): each search finds every code within the distance. The approximate faiss indexes
 (HNSW, IVF, BinaryHash) missed true matches on our data, so none is used here. A large index
-(several codes per image: the cropped forms) may switch to exact multi-index hashing instead
-(IndexBinaryMultiHash, see MULTI_HASH_*), which answers the same within MULTI_HASH_EXACT bits.
+(a sample's 8 forms, the cropped forms) switches to exact multi-index hashing instead
+(samples.multihash), which answers the same at every distance.
 
 The database stays the source of truth: each web or worker process keeps its own copy, loads it
 on first use, adds rows newer than the last one it saw and rebuilds after removals.
@@ -20,20 +20,13 @@ from datetime import UTC, datetime
 import faiss
 import numpy as np
 
+from samples.multihash import MultiHashIndex
+
 CODE_BYTES = 32
-# Multi-index hashing: the first 11 x 23 bits of a code cut into 11 parts, each looked up in a
-# table of its own with up to 2 of its bits flipped. Two codes within 32 bits differ in at most
-# 2 bits of one of the 11 parts (11 x 3 > 32), so every code within MULTI_HASH_EXACT bits is a
-# candidate, and faiss checks each candidate's full distance: exact to 32 bits (radius 40
-# would need 3 flips, slower than a flat scan). It is costly in memory and to build: at 7M
-# codes (benchmarks/similar.py --crops 7) ~4.9 GB beside the flat index's 0.27 GB, and 88 s;
-# it cannot remove codes, which SyncedIndex never does (it rebuilds after removals).
-MULTI_HASH_PARTS, MULTI_HASH_BITS, MULTI_HASH_FLIPS = 11, 23, 2
-MULTI_HASH_EXACT = 32
-# From this many codes a HashIndex that may switch does. Per code searched within 31 bits
-# (benchmarks/similar.py --crops 7): flat 0.16 ms at 140,000 codes and 9.4 ms at 7M (p50),
-# multi-index 0.31 ms and 1.9 ms; they cross near 300,000 codes.
-MULTI_HASH_FROM = 300_000
+# From this many codes a HashIndex that may switch to multi-index hashing does. One code
+# searched within 40 bits (benchmarks/codes.py --pdq): flat 0.29 ms at 200,000 codes and
+# multi-index 0.10 ms; at 4M codes 4.6 ms and ~1 ms.
+MULTI_HASH_FROM = 100_000
 
 Row = tuple[int, int, bytes]  # (row id, owner id, code)
 SINGLE_THREAD_QUERIES = 16  # a batch searched in the calling thread alone (see search_many)
@@ -50,18 +43,18 @@ class HashIndex:
         """A flat index; with `multi_hash_from`, one that switches to multi-index hashing once
         it holds that many codes (0: from the start)."""
         self._multi_hash_from = multi_hash_from
-        self._multi_hash = False
         self._faiss = faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(CODE_BYTES * 8))
         self._lock = _ReadWriteLock()
-        if multi_hash_from == 0:
-            self._faiss, self._multi_hash = _multi_hash_index(), True
+        # Once set, it holds every code and the flat index is gone; it needs no lock of ours.
+        self._hashed: MultiHashIndex | None = MultiHashIndex() if multi_hash_from == 0 else None
 
     def __len__(self) -> int:
-        return self._faiss.ntotal
+        hashed = self._hashed
+        return len(hashed) if hashed is not None else self._faiss.ntotal
 
     @property
     def multi_hash(self) -> bool:
-        return self._multi_hash
+        return self._hashed is not None
 
     def add(self, ids: Sequence[int] | np.ndarray, codes: Sequence[bytes] | np.ndarray) -> None:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
@@ -69,16 +62,26 @@ class HashIndex:
         if len(ids) != len(codes):
             raise ValueError(f"{len(ids)} ids for {len(codes)} codes")
         threshold = self._multi_hash_from
-        if not self._multi_hash and threshold and len(self) + len(ids) >= threshold:
-            # Built beside the flat index, which answers searches meanwhile (~1 s per 100,000
-            # codes), and swapped in unless codes were added in between.
+        if self._hashed is None and threshold and len(self) + len(ids) >= threshold:
+            # Built beside the flat index, which answers searches meanwhile, and swapped in
+            # unless codes were added in between.
             with self._lock.reading():
                 hashed, size = _multi_hash_copy(self._faiss), len(self)
             with self._lock.writing():
-                if not self._multi_hash and len(self) == size:
-                    self._faiss, self._multi_hash = hashed, True
+                if self._hashed is None and len(self) == size:
+                    self._hashed = hashed
+                    self._faiss = faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(CODE_BYTES * 8))
+        if self._hashed is not None:
+            self._hashed.add(ids, codes)
+            return
         with self._lock.writing():
             self._faiss.add_with_ids(codes, ids)
+
+    def settle(self) -> None:
+        """After a load of many batches (SyncedIndex): merge what multi-index hashing holds
+        back."""
+        if self._hashed is not None:
+            self._hashed.settle()
 
     def search(self, code: bytes, max_distance: int) -> list[tuple[int, int]]:
         """(id, distance) of every id with a code within max_distance, nearest first."""
@@ -88,19 +91,21 @@ class HashIndex:
         self, codes: Sequence[bytes] | np.ndarray, max_distance: int
     ) -> list[list[tuple[int, int]]]:
         queries = _code_array(codes)
-        if max_distance < 0 or not len(queries):
+        if max_distance < 0 or not len(queries) or not len(self):
             return [[] for _ in range(len(queries))]
+        if (hashed := self._hashed) is not None:
+            return hashed.search_many(queries, max_distance)
         # One query is one thread's work in faiss anyway, and an image's few (its forms) little
         # more; a team of OpenMP threads only adds a barrier, and when another process holds a
         # core that barrier costs tens of ms (p50 40 ms instead of 0.9 ms measured here with one
         # core busy; 28 ms instead of 1 ms for an image's 6 cropped forms).
-        small = len(queries) <= SINGLE_THREAD_QUERIES or (
-            not self._multi_hash and len(queries) * len(self) <= SINGLE_THREAD_WORK
+        small = (
+            len(queries) <= SINGLE_THREAD_QUERIES or len(queries) * len(self) <= SINGLE_THREAD_WORK
         )
         threads = _omp_threads(1) if small else nullcontext()
         with threads, self._lock.reading():
-            if self._multi_hash and max_distance > MULTI_HASH_EXACT:
-                raise ValueError(f"multi-index hashing is exact to {MULTI_HASH_EXACT} bits only")
+            if self._hashed is not None:  # switched while this search waited
+                return self._hashed.search_many(queries, max_distance)
             # faiss keeps distances strictly below the radius.
             radius = min(max_distance, CODE_BYTES * 8) + 1
             lims, distances, ids = self._faiss.range_search(queries, radius)
@@ -267,19 +272,13 @@ def _forget_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_after_fork)
 
 
-def _multi_hash_index() -> faiss.IndexBinaryIDMap:
-    hashed = faiss.IndexBinaryMultiHash(CODE_BYTES * 8, MULTI_HASH_PARTS, MULTI_HASH_BITS)
-    hashed.nflip = MULTI_HASH_FLIPS
-    return faiss.IndexBinaryIDMap(hashed)
-
-
-def _multi_hash_copy(flat: faiss.IndexBinaryIDMap) -> faiss.IndexBinaryIDMap:
+def _multi_hash_copy(flat: faiss.IndexBinaryIDMap) -> MultiHashIndex:
     """A multi-index hashing index of the codes and ids of a flat one."""
     codes = faiss.vector_to_array(faiss.downcast_IndexBinary(flat.index).xb)
     ids = faiss.vector_to_array(flat.id_map)
-    index = _multi_hash_index()
+    index = MultiHashIndex()
     if len(ids):
-        index.add_with_ids(codes.reshape(-1, CODE_BYTES), ids)
+        index.add(ids, codes.reshape(-1, CODE_BYTES))
     return index
 
 
@@ -294,6 +293,8 @@ def _code_array(codes: Sequence[bytes] | np.ndarray) -> np.ndarray:
 
 
 def _nearest_per_id(ids: np.ndarray, distances: np.ndarray) -> list[tuple[int, int]]:
+    if not len(ids):
+        return []  # most queries' lot; the sorts below cost ~15 us even on nothing
     order = np.lexsort((ids, distances))  # by distance, then id
     ids, distances = ids[order], distances[order]
     _, first = np.unique(ids, return_index=True)  # the nearest code of each id

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from audit.media import MediaError
 from audit.models import MediaType, Result, ResultFingerprint
-from samples import codeindex, crophash, fingerprints, index
+from samples import codeindex, crophash, fingerprints, index, multihash
 from samples.fingerprint_base import FingerprintKind as Kind
 
 logger = logging.getLogger(__name__)
@@ -480,7 +480,8 @@ def _crops_similar(store, rows, distance, fresh, matches) -> None:
 
 # From this many codes on, the index of cropped forms is searched by multi-index hashing
 # (samples.index.MULTI_HASH_FROM; a flat scan is as fast below it), unless the setting
-# CROP_INDEX_MULTI_HASH turns it off for its memory.
+# CROP_INDEX_MULTI_HASH turns it off for its memory. The PDQ and video frame indexes switch
+# at MULTI_HASH_FROM always.
 CROP_MULTI_HASH_FROM = index.MULTI_HASH_FROM
 
 
@@ -559,7 +560,8 @@ def _pdq_near(store, rows, distance, fresh, confirmable, matches) -> dict[int, t
     limit = fingerprints.pdq_threshold(queries[0].get("quality") or 0, distance)
     reach = distance + fingerprints.PDQ_CONFIRM_MARGIN if confirmable else limit
     sure = fingerprints.pdq_threshold(0, distance)
-    found = store.index(kinds).search_many([r["code"] for r in queries], reach, fresh=fresh)
+    searched = store.index(kinds, multi_hash_from=index.MULTI_HASH_FROM)
+    found = searched.search_many([r["code"] for r in queries], reach, fresh=fresh)
     near: dict[int, tuple[int, str]] = {}
     for row, hits in zip(queries, found, strict=True):
         for owner, bits in hits:
@@ -678,7 +680,7 @@ def _videos_similar(store, rows, text, distance, fresh) -> dict[int, Match]:
     frames = [r for r in rows if r["kind"] == Kind.VIDEO_FRAME]
     if not frames:
         return matches
-    searcher = store.index((Kind.VIDEO_FRAME,))
+    searcher = store.index((Kind.VIDEO_FRAME,), multi_hash_from=index.MULTI_HASH_FROM)
     hits: dict[int, set[int]] = {}
     best: dict[int, int] = {}
     for n, row in enumerate(frames):
@@ -712,4 +714,6 @@ def indexes_warm_up() -> None:
         similar(store, MediaType.VIDEO, [frame])
         if settings.IMAGE_CROP_MATCHING:
             crophash_index(store).refresh()
-    codeindex.warm_up()  # compiles the multi-index's search (cached on disk after a first run)
+    # Compile the multi-indexes' code (cached on disk after a first run) if no load did.
+    codeindex.warm_up()
+    multihash.warm_up()
