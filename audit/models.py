@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from samples.fingerprint_base import FingerprintFields
+from samples.fingerprint_base import INDEXED_KINDS, FingerprintFields
 
 
 class MediaType(models.TextChoices):
@@ -189,9 +189,19 @@ class ResultFingerprint(FingerprintFields):
 
     class Meta:
         indexes = [
-            models.Index(fields=["kind", "key"], name="resultfp_key_idx"),
+            # Partial: most rows (PDQ codes, thumbnails) have no key and are never looked up
+            # by one (a query's `key IN (...)` implies the condition).
+            models.Index(
+                fields=["kind", "key"],
+                name="resultfp_key_idx",
+                condition=models.Q(key__isnull=False),
+            ),
             # The indexes load one kind at a time, by id (samples.matching): sparse kinds too.
-            models.Index(fields=["kind", "id"], name="resultfp_kind_id_idx"),
+            models.Index(
+                fields=["kind", "id"],
+                name="resultfp_kind_id_idx",
+                condition=models.Q(kind__in=INDEXED_KINDS),
+            ),
         ]
 
 

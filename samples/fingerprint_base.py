@@ -21,6 +21,20 @@ class FingerprintKind(models.TextChoices):
     VIDEO_FRAME = "video_frame", "Video: PDQ of a frame"
 
 
+# The kinds whose rows the in-memory indexes load by id (samples.matching, samples.index): the
+# result store's (kind, id) index holds these rows only. Text bands (half the rows of a day)
+# and other rows read by key or by owner would double its size, and every byte of a day's
+# partition costs its drop at the purge. samples.matching refuses to index another kind.
+INDEXED_KINDS = (
+    FingerprintKind.IMAGE_FLAT,
+    FingerprintKind.PDQ,
+    FingerprintKind.PDQ_VARIANT,
+    FingerprintKind.PDQ_CROP,
+    FingerprintKind.CROP_CODE,
+    FingerprintKind.VIDEO_FRAME,
+)
+
+
 class FingerprintFields(models.Model):
     """The columns every fingerprint row has: a `key` to look up in the database (a hash
     prefix or band key) and/or a `code`: a 256-bit PDQ code for Hamming search in memory, or a

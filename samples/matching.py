@@ -28,6 +28,7 @@ from django.utils import timezone
 from audit.media import MediaError
 from audit.models import MediaType, Result, ResultFingerprint
 from samples import codeindex, crophash, fingerprints, index, multihash
+from samples.fingerprint_base import INDEXED_KINDS
 from samples.fingerprint_base import FingerprintKind as Kind
 
 logger = logging.getLogger(__name__)
@@ -267,6 +268,8 @@ class Store:
         index `index_factory` makes. `form_keyed`: an entry's id names the row's form too
         (form_key), not only its owner."""
 
+        _indexed(kinds)
+
         def build():
             def rows_since(since: int):
                 rows = self.rows.objects.filter(id__gt=since, kind__in=kinds)
@@ -325,6 +328,13 @@ class RowReader:
         values = list(self._rows_since(since)[:limit])
         self._read_up_to = values[-1][0] if len(values) == limit else top
         return self._entries(values)
+
+
+def _indexed(kinds) -> None:
+    """Refuse to load a kind by id that the result store's (kind, id) index leaves out: every
+    load and refresh would scan the store."""
+    if missing := set(kinds) - set(INDEXED_KINDS):
+        raise ValueError(f"{sorted(missing)} not in fingerprint_base.INDEXED_KINDS")
 
 
 def form_key(owner: int, form: int, forms: tuple[str, ...]) -> int:
@@ -589,6 +599,8 @@ def _layout_near(store, thumb: bytes, fresh) -> dict[int, dict[str, int]]:
 def _layout_index(store: Store) -> index.SyncedIndex:
     """The layout codes of the store's flat pictures, computed from their stored thumbnails
     as they load (so the layout code can change without refingerprinting)."""
+
+    _indexed((Kind.IMAGE_FLAT,))
 
     def build():
         def rows_since(since: int):

@@ -77,6 +77,13 @@ def test_the_warm_up_loads_the_indexes_propagation_and_scanning_search():
     }
 
 
+def test_an_index_of_a_kind_the_store_does_not_index_by_id_is_refused():
+    # The result store's (kind, id) index holds INDEXED_KINDS only (the warm-up above loads
+    # every kind the finders search): another kind would be read by scanning the store.
+    with pytest.raises(ValueError, match="INDEXED_KINDS"):
+        matching.RESULTS.index((Kind.TEXT_BAND,))
+
+
 def test_without_the_setting_nothing_starts(settings):
     settings.INDEX_WARMUP = False
     assert warmup.indexes_warm_up_in_background() is None
