@@ -142,20 +142,25 @@ def warm_up() -> None:
     index.search_many(codes, 10)
 
 
+def records(codes: Sequence[bytes] | np.ndarray, size: int) -> np.ndarray:
+    """An (n, size) uint8 array of fixed-size codes given as bytes or as such an array (the
+    indexes here and samples.multihash take either)."""
+    if isinstance(codes, np.ndarray):
+        if codes.ndim != 2 or codes.shape[1] != size:
+            raise ValueError(f"codes must be an (n, {size}) array")
+        return np.ascontiguousarray(codes, dtype=np.uint8)
+    if any(len(code) != size for code in codes):
+        raise ValueError(f"codes must be {size} bytes each")
+    return np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(-1, size)
+
+
 def _parsed(codes: Sequence[bytes] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(n,) uint64 codes and (n,) uint32 colour codes of 12-byte records."""
-    if isinstance(codes, np.ndarray):
-        if codes.ndim != 2 or codes.shape[1] != CODE_BYTES:
-            raise ValueError(f"codes must be an (n, {CODE_BYTES}) array")
-        array = np.ascontiguousarray(codes, dtype=np.uint8)
-    else:
-        if any(len(code) != CODE_BYTES for code in codes):
-            raise ValueError(f"codes must be {CODE_BYTES} bytes each")
-        array = np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(-1, CODE_BYTES)
-    records = array.view(np.dtype([("code", "<u8"), ("colour", "<u4")])).reshape(-1)
+    array = records(codes, CODE_BYTES)
+    fields = array.view(np.dtype([("code", "<u8"), ("colour", "<u4")])).reshape(-1)
     return (
-        records["code"].astype(np.uint64),  # astype copies: native order, contiguous
-        records["colour"].astype(np.uint32),
+        fields["code"].astype(np.uint64),  # astype copies: native order, contiguous
+        fields["colour"].astype(np.uint32),
     )
 
 
@@ -332,14 +337,24 @@ def _search(
             ):
                 hit_ids[hits], hit_distances[hits] = tail_ids[j], distance
                 hits += 1
-        start = lims[q]
-        nearest_ids, nearest_distances = _nearest_per_id(hit_ids[:hits], hit_distances[:hits])
-        out_ids = _grown(out_ids, start + len(nearest_ids))
-        out_distances = _grown(out_distances, start + len(nearest_ids))
-        out_ids[start : start + len(nearest_ids)] = nearest_ids
-        out_distances[start : start + len(nearest_ids)] = nearest_distances
-        lims[q + 1] = start + len(nearest_ids)
+        out_ids, out_distances = _put_nearest(
+            lims, q, out_ids, out_distances, hit_ids[:hits], hit_distances[:hits]
+        )
     return lims, out_ids[: lims[-1]], out_distances[: lims[-1]]
+
+
+@njit(cache=True, nogil=True)
+def _put_nearest(lims, q, out_ids, out_distances, ids, distances):
+    """Append query q's nearest hit per id (of its hits `ids`, `distances`) to the output at
+    lims[q] and set lims[q + 1]; the output arrays, grown if need be."""
+    start = lims[q]
+    nearest_ids, nearest_distances = _nearest_per_id(ids, distances)
+    out_ids = _grown(out_ids, start + len(nearest_ids))
+    out_distances = _grown(out_distances, start + len(nearest_ids))
+    out_ids[start : start + len(nearest_ids)] = nearest_ids
+    out_distances[start : start + len(nearest_ids)] = nearest_distances
+    lims[q + 1] = start + len(nearest_ids)
+    return out_ids, out_distances
 
 
 @njit(cache=True, nogil=True)

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 import faiss
 import numpy as np
 
+from samples.codeindex import records
 from samples.multihash import MultiHashIndex
 
 CODE_BYTES = 32
@@ -283,13 +284,7 @@ def _multi_hash_copy(flat: faiss.IndexBinaryIDMap) -> MultiHashIndex:
 
 
 def _code_array(codes: Sequence[bytes] | np.ndarray) -> np.ndarray:
-    if isinstance(codes, np.ndarray):
-        array = np.ascontiguousarray(codes, dtype=np.uint8)
-    else:
-        if any(len(code) != CODE_BYTES for code in codes):
-            raise ValueError(f"codes must be {CODE_BYTES} bytes each")
-        array = np.frombuffer(b"".join(codes), dtype=np.uint8)
-    return array.reshape(-1, CODE_BYTES)
+    return records(codes, CODE_BYTES)
 
 
 def _nearest_per_id(ids: np.ndarray, distances: np.ndarray) -> list[tuple[int, int]]:

@@ -27,7 +27,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from samples.codeindex import _popcount, _prefetch
+# The compiled helpers the crop codes' index has already (numba calls them across modules).
+from samples.codeindex import _grown, _popcount, _prefetch, _put_nearest, records
 
 CODE_BYTES = 32
 WORDS = 4  # a code as 4 little-endian uint64 words
@@ -131,15 +132,8 @@ class MultiHashIndex:
 
 def code_words(codes: Sequence[bytes] | np.ndarray) -> np.ndarray:
     """(n, 4) uint64 words of 32-byte codes (bytes, or an (n, 32) uint8 array)."""
-    if isinstance(codes, np.ndarray):
-        if codes.ndim != 2 or codes.shape[1] != CODE_BYTES:
-            raise ValueError(f"codes must be an (n, {CODE_BYTES}) array")
-        array = np.ascontiguousarray(codes, dtype=np.uint8)
-    else:
-        if any(len(code) != CODE_BYTES for code in codes):
-            raise ValueError(f"codes must be {CODE_BYTES} bytes each")
-        array = np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(-1, CODE_BYTES)
-    return array.view("<u8").astype(np.uint64)  # astype copies: native order, contiguous
+    # astype copies: native order, contiguous.
+    return records(codes, CODE_BYTES).view("<u8").astype(np.uint64)
 
 
 def warm_up() -> None:
@@ -217,15 +211,6 @@ def _merge(codes, size, merged, offsets, rows):
 
 
 @njit(cache=True, nogil=True)
-def _grown(array, size):
-    if size <= len(array):
-        return array
-    bigger = np.empty(max(size, 2 * len(array)), array.dtype)
-    bigger[: len(array)] = array
-    return bigger
-
-
-@njit(cache=True, nogil=True)
 def _search(queries, radius, flips, codes, ids, size, merged, offsets, rows):
     """(lims, ids, distances): query q's nearest hit per id at [lims[q], lims[q + 1]),
     nearest first, then by id."""
@@ -261,13 +246,9 @@ def _search(queries, radius, flips, codes, ids, size, merged, offsets, rows):
                 if distance <= radius:
                     hit_rows[hits], hit_distances[hits] = r, distance
                     hits += 1
-        nearest_ids, nearest_distances = _nearest_per_id(ids[hit_rows[:hits]], hit_distances[:hits])
-        start = lims[q]
-        out_ids = _grown(out_ids, start + len(nearest_ids))
-        out_distances = _grown(out_distances, start + len(nearest_ids))
-        out_ids[start : start + len(nearest_ids)] = nearest_ids
-        out_distances[start : start + len(nearest_ids)] = nearest_distances
-        lims[q + 1] = start + len(nearest_ids)
+        out_ids, out_distances = _put_nearest(
+            lims, q, out_ids, out_distances, ids[hit_rows[:hits]], hit_distances[:hits]
+        )
     return lims, out_ids[: lims[-1]], out_distances[: lims[-1]]
 
 
@@ -311,20 +292,3 @@ def _check(query, radius, candidates, count, codes, hit_rows, hit_distances):
             hit_rows[hits], hit_distances[hits] = r, distance
             hits += 1
     return hits
-
-
-@njit(cache=True, nogil=True)
-def _nearest_per_id(ids, distances):
-    """The nearest distance of each id, by distance then id."""
-    by_id = np.argsort(ids, kind="mergesort")
-    unique_ids = np.empty(len(ids), np.int64)
-    nearest = np.empty(len(ids), np.int64)
-    count = 0
-    for i in by_id:
-        if count and unique_ids[count - 1] == ids[i]:
-            nearest[count - 1] = min(nearest[count - 1], distances[i])
-        else:
-            unique_ids[count], nearest[count] = ids[i], distances[i]
-            count += 1
-    order = np.argsort(nearest[:count], kind="mergesort")  # stable: ids stay ascending
-    return unique_ids[:count][order], nearest[:count][order]
