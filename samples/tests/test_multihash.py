@@ -1,5 +1,7 @@
 """samples.multihash: exact at every distance, through loads, merges and a flat fallback."""
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -84,3 +86,29 @@ def test_bad_codes_are_refused():
     with pytest.raises(ValueError, match="ids for"):
         index.add([1, 2], [bytes(32)])
     assert index.search(bytes(32), -1) == [] and index.search(bytes(32), 10) == []
+
+
+def test_searches_during_adds_and_merges_always_see_the_first_codes():
+    # Adds grow the code buffer (a copy) or write past a search's snapshot, and merges build
+    # new tables beside the ones in use: a search never misses what was there when it began.
+    rng = np.random.default_rng(6)
+    first = rng.integers(0, 256, (1, 32), dtype=np.uint8)
+    index = MultiHashIndex(merge_at=2000)
+    index.add([0], first)
+    failures, done = [], threading.Event()
+
+    def search():
+        while not done.is_set():
+            if index.search(first[0].tobytes(), 40) != [(0, 0)]:
+                failures.append(True)
+
+    searchers = [threading.Thread(target=search) for _ in range(2)]
+    for thread in searchers:
+        thread.start()
+    for start in range(1, 30_000, 500):
+        codes = rng.integers(0, 256, (500, 32), dtype=np.uint8)  # ~128 bits from `first`
+        index.add(np.arange(start, start + 500), codes)
+    done.set()
+    for thread in searchers:
+        thread.join()
+    assert not failures and len(index) == 30_001
