@@ -268,9 +268,9 @@ class Store:
         index `index_factory` makes. `form_keyed`: an entry's id names the row's form too
         (form_key), not only its owner."""
 
-        _indexed(kinds)
-
         def build():
+            _indexed(kinds)
+
             def rows_since(since: int):
                 rows = self.rows.objects.filter(id__gt=since, kind__in=kinds)
                 if forms:
@@ -600,9 +600,9 @@ def _layout_index(store: Store) -> index.SyncedIndex:
     """The layout codes of the store's flat pictures, computed from their stored thumbnails
     as they load (so the layout code can change without refingerprinting)."""
 
-    _indexed((Kind.IMAGE_FLAT,))
-
     def build():
+        _indexed((Kind.IMAGE_FLAT,))
+
         def rows_since(since: int):
             flat = store.rows.objects.filter(id__gt=since, kind=Kind.IMAGE_FLAT, code__isnull=False)
             return flat.order_by("id").values_list("id", store.owner_field, "code")
