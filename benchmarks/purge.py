@@ -21,6 +21,13 @@ Timed, with the clock moved forward so that one calendar day at a time has expir
   partitions. Each is a copy of the newest full day, stored (untimed, then VACUUM ANALYZE, so
   autovacuum stays out of the windows) as a day older than any other: the store keeps its size
   and the page figure rests on a dozen drops rather than the five full days a seeding gives.
+  The partitions a run makes ahead (PARTITIONS_AHEAD days past its clock) are made before it,
+  untimed: with the clock moved back a day per drop they would otherwise be days an earlier
+  drop removed, a few drops out of twelve making them. What a real daily run adds by making
+  the one new day is timed on its own and printed.
+- --paces: the purge's rests (purge.PACE_SHARE) taken in turn by the drops, so that settings
+  are compared on the same store in the same minutes (the machine's own drift is larger than
+  their difference); each gets its figures.
 Each prints seconds, WAL written (pg_current_wal_insert_lsn, after a CHECKPOINT) and rows.
 
 Meanwhile another process requests the Audit page (image tab) without pause, one request at a
@@ -163,7 +170,7 @@ def day_rows(day) -> int:
 
 def baseline_delete(day) -> int:
     """The batched DELETE a plain table needs (the purge's own), then VACUUM."""
-    now = datetime.combine(day + DAY, datetime.min.time(), UTC) + retention()
+    now = purge_clock(day)
     run = PurgeRun(started_at=now, cutoff=now, status="running")
     purge._purge_rows(run, now)
     tables = [s.table for s in partitions.partitioned_tables() if s.table != "audit_resultstub"]
@@ -173,9 +180,36 @@ def baseline_delete(day) -> int:
     return run.rows_deleted
 
 
+def purge_clock(day) -> datetime:
+    """The first moment at which every result of `day` has expired."""
+    return datetime.combine(day + DAY, datetime.min.time(), UTC) + retention()
+
+
+def days_ahead_ensure(now: datetime) -> int:
+    """The partitions `results_purge(now=now)` makes ahead (untimed before each drop)."""
+    with connection.cursor() as cursor:
+        return partitions.ensure_days(
+            cursor, now.date(), now.date() + timedelta(days=purge.PARTITIONS_AHEAD)
+        )
+
+
+def day_make() -> float:
+    """Seconds to make one day's partitions, as a daily run does for the day ahead: the day
+    after the last one that has them (an earlier run may have made some), dropped again."""
+    with connection.cursor() as cursor:
+        day = partitions.partition_days(cursor, Result._meta.db_table)[-1] + DAY
+        started = time.perf_counter()
+        with transaction.atomic():
+            created = partitions.ensure_days(cursor, day, day)
+        seconds = time.perf_counter() - started
+        assert created == len(partitions.partitioned_tables()), created
+        partitions.drop_day(cursor, day)
+    return seconds
+
+
 def drop_day(day, statements: list | None = None) -> int:
     """The purge of `day`; `statements` gets (seconds, SQL) of each statement it ran."""
-    now = datetime.combine(day + DAY, datetime.min.time(), UTC) + retention()
+    now = purge_clock(day)
 
     def timed(execute, sql, params, many, context):
         started = time.perf_counter()
@@ -287,8 +321,9 @@ def day_copy(source, target) -> int:
     return day_rows(target)
 
 
-def run(*, rows: int, drops: int, page_load: bool = True) -> dict:
+def run(*, rows: int, drops: int, page_load: bool = True, paces: list[float] | None = None) -> dict:
     assert connection.vendor == "postgresql", "the partition purge is PostgreSQL's"
+    paces = paces or [purge.PACE_SHARE]
     started = time.perf_counter()
     load = os.getloadavg()
     print(f"load average at the start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
@@ -299,10 +334,11 @@ def run(*, rows: int, drops: int, page_load: bool = True) -> dict:
     first, full = stored[0], stored[1:-1]  # the oldest and newest days are partial
     assert len(full) >= 2, "need at least two full days: seed more rows"
     # Untimed: the partial oldest day goes, and the partitions ahead of the last "now" exist.
-    purge.results_purge(now=datetime.combine(first + DAY, datetime.min.time(), UTC) + retention())
+    purge.results_purge(now=purge_clock(first))
     with connection.cursor() as cursor:
         last = full[-1] + retention() + timedelta(days=purge.PARTITIONS_AHEAD + 2)
         partitions.ensure_days(cursor, full[0], last)
+    made = day_make()
 
     scratch = tempfile.mkdtemp()
     out, stop = f"{scratch}/pages.txt", f"{scratch}/stop"
@@ -325,18 +361,21 @@ def run(*, rows: int, drops: int, page_load: bool = True) -> dict:
     # Each drop removes a copy of the newest full day, stored as a day older than any other
     # (untimed), so the store keeps its size and there are as many drops to time as asked.
     template, ours, store = full[-1], [], Result.objects.count()
+    setting = purge.PACE_SHARE
     for number in range(1, drops + 1):
-        day = first - timedelta(days=number)
+        day, pace = first - timedelta(days=number), paces[(number - 1) % len(paces)]
         size = day_copy(template, day)
+        days_ahead_ensure(purge_clock(day))
         if page_load:
             time.sleep(COPY_SETTLE)
         statements, rests = [], []
+        purge.PACE_SHARE = pace
         purge.sleep = lambda seconds, rests=rests: (rests.append(seconds), time.sleep(seconds))
         figure = measured(
             lambda d=day, s=statements: drop_day(d, s), settle=SETTLE if page_load else 0
         )
-        purge.sleep = time.sleep
-        figure.update(size=size, day=day, statements=statements, rested=sum(rests))
+        purge.sleep, purge.PACE_SHARE = time.sleep, setting
+        figure.update(size=size, day=day, statements=statements, rested=sum(rests), pace=pace)
         ours.append(figure)
     if process:
         Path(stop).touch()
@@ -347,73 +386,98 @@ def run(*, rows: int, drops: int, page_load: bool = True) -> dict:
         f"(seeded {rows:,}; real schema):"
     )
     print(
-        f"(the purge rests {purge.PACE_SHARE:g}x as long as each piece over "
-        f"{purge.PACE_FROM * 1000:.0f} ms took: its seconds include those rests)"
+        f"(the purge rests PACE_SHARE x as long as each piece over {purge.PACE_FROM * 1000:.0f} "
+        "ms took: its seconds include those rests)"
     )
-    print(f"{'':34} {'results':>9} {'seconds':>9} {'WAL MB':>9}")
+    print(f"{'':34} {'pace':>5} {'results':>9} {'seconds':>9} {'WAL MB':>9}")
     print(
-        f"{'baseline: batched DELETE + VACUUM':34} {base['rows']:>9,} "
+        f"{'baseline: batched DELETE + VACUUM':34} {'':>5} {base['rows']:>9,} "
         f"{base['seconds']:>9.3f} {base['wal'] / 1e6:>9.2f}"
     )
     for figure in ours:
         print(
-            f"{'ours: drop partitions ' + figure['day'].isoformat():34} {figure['rows']:>9,} "
-            f"{figure['seconds']:>9.3f} {figure['wal'] / 1e6:>9.3f}"
+            f"{'ours: drop partitions ' + figure['day'].isoformat():34} {figure['pace']:>5g} "
+            f"{figure['rows']:>9,} {figure['seconds']:>9.3f} {figure['wal'] / 1e6:>9.3f}"
         )
-    worst = max(ours, key=lambda f: f["seconds"])
-    most_wal = max(ours, key=lambda f: f["wal"])
-    speedup = base["seconds"] / worst["seconds"]
-    wal_ratio = base["wal"] / max(most_wal["wal"], 1)
     print(
-        f"\nslowest drop {worst['seconds']:.3f} s (target <= {TARGETS['seconds']} s); "
-        f"{speedup:.0f}x faster than the DELETE (target >= {TARGETS['speedup']:.0f}x); "
-        f"{wal_ratio:.0f}x less WAL (target >= {TARGETS['wal_ratio']:.0f}x)"
+        f"(a daily run also makes the partitions of the day {purge.PARTITIONS_AHEAD} days "
+        f"ahead: {made * 1000:.0f} ms, no page load yet)"
     )
-    print(where_it_went(worst))
-    figures.update(baseline=base, ours=ours, speedup=speedup, wal_ratio=wal_ratio)
+    figures.update(baseline=base, ours=ours, made=made, paces={})
+    befores, quiet_ms = [], []
     if page_load:
-        windows = [quiet, (base["start"], base["start"] + base["seconds"])]
-        windows += [(f["start"], f["start"] + f["seconds"]) for f in ours]
-        quiet_ms, delete_ms = ([d * 1000 for d in ds] for ds in page_times(out, windows[:2]))
-        drops_ms = [d * 1000 for ds in page_times(out, windows[2:]) for d in ds]
+        quiet_ms = [d * 1000 for d in page_times(out, [quiet])[0]]
         # The second before each drop, after its CHECKPOINT: the same background load as the
         # drop next to it (this machine is shared), none of the checkpoint's requests.
         befores = [(f["settled"], f["start"]) for f in ours]
         just_before_ms = [d * 1000 for ds in page_times(out, befores, within=True) for d in ds]
-        during = percentile(drops_ms, 0.95)
-        print(
-            f"\nAudit page, one request at a time (ms):  "
-            f"{'n':>5} {'p95':>7} {'median':>7} {'max':>7}"
-        )
-        for label, ms in (
-            (f"quiet, the {QUIET_SECONDS} s before the purges", quiet_ms),
-            (f"quiet, the {SETTLE:.0f} s before each drop", just_before_ms),
-            ("during the drops", drops_ms),
-            ("during the DELETE", delete_ms),
-        ):
-            if ms:
-                print(
-                    f"  {label:38} {len(ms):>5} {percentile(ms, 0.95):>7.1f} "
-                    f"{percentile(ms, 0.5):>7.1f} {max(ms):>7.1f}"
-                )
-        for label, ms in (("quiet window", quiet_ms), ("seconds before each drop", just_before_ms)):
-            before = percentile(ms, 0.95)
-            growth = during / before - 1
-            verdict = "met" if growth <= TARGETS["page_p95_growth"] else "NOT met"
-            print(
-                f"p95 during the drops / p95 of the {label}: {during / before:.2f} ({growth:+.0%}; "
-                f"target <= +{TARGETS['page_p95_growth']:.0%}: {verdict})"
-            )
+        delete_ms = page_times(out, [(base["start"], base["start"] + base["seconds"])])[0]
         figures.update(
             page_quiet=percentile(quiet_ms, 0.95),
             page_just_before=percentile(just_before_ms, 0.95),
-            page_during=during,
-            page_drops=drops_ms,
-            page_delete=delete_ms,
+            page_delete=[d * 1000 for d in delete_ms],
         )
+    for pace in paces:
+        mine = [f for f in ours if f["pace"] == pace]
+        figures["paces"][pace] = verdict(base, mine, pace)
+        if page_load:
+            windows = [(f["start"], f["start"] + f["seconds"]) for f in mine]
+            drops_ms = [d * 1000 for ds in page_times(out, windows) for d in ds]
+            figures["paces"][pace].update(page_page(quiet_ms, just_before_ms, drops_ms))
+    if page_load:
+        print(f"  {'during the DELETE':38} {summary(figures['page_delete'])}")
+    # The figures of the current setting, for callers that ran one pace.
+    figures.update(figures["paces"][paces[0]])
     load = os.getloadavg()
     print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (2 cores here)")
     return figures
+
+
+def verdict(base: dict, ours: list[dict], pace: float) -> dict:
+    """Prints the drop targets for the drops made at `pace`."""
+    worst = max(ours, key=lambda f: f["seconds"])
+    most_wal = max(ours, key=lambda f: f["wal"])
+    speedup = base["seconds"] / worst["seconds"]
+    wal_ratio = base["wal"] / max(most_wal["wal"], 1)
+    seconds = sorted(f["seconds"] for f in ours)
+    print(
+        f"\npace {pace:g}: {len(ours)} drops {seconds[0]:.3f}-{seconds[-1]:.3f} s, median "
+        f"{seconds[len(seconds) // 2]:.3f}; slowest {worst['seconds']:.3f} s (target <= "
+        f"{TARGETS['seconds']} s); {speedup:.0f}x faster than the DELETE (target >= "
+        f"{TARGETS['speedup']:.0f}x); {wal_ratio:.0f}x less WAL (target >= "
+        f"{TARGETS['wal_ratio']:.0f}x)"
+    )
+    print(where_it_went(worst))
+    return {"worst": worst["seconds"], "speedup": speedup, "wal_ratio": wal_ratio}
+
+
+def summary(ms: list[float]) -> str:
+    return f"{len(ms):>5} {percentile(ms, 0.95):>7.1f} {percentile(ms, 0.5):>7.1f} {max(ms):>7.1f}"
+
+
+def page_page(quiet_ms: list[float], just_before_ms: list[float], drops_ms: list[float]) -> dict:
+    """Prints the Audit page's figures during a pace's drops against both "before"s."""
+    during = percentile(drops_ms, 0.95)
+    print(f"Audit page, one request at a time (ms):  {'n':>5} {'p95':>7} {'median':>7} {'max':>7}")
+    for label, ms in (
+        (f"quiet, the {QUIET_SECONDS} s before the purges", quiet_ms),
+        (f"quiet, the {SETTLE:.0f} s before each drop (all)", just_before_ms),
+        ("during these drops", drops_ms),
+    ):
+        if ms:
+            print(f"  {label:38} {summary(ms)}")
+    ratios = {}
+    for key, label, ms in (
+        ("quiet", "quiet window", quiet_ms),
+        ("just_before", "seconds before each drop", just_before_ms),
+    ):
+        ratios[key] = during / percentile(ms, 0.95)
+        met = "met" if ratios[key] - 1 <= TARGETS["page_p95_growth"] else "NOT met"
+        print(
+            f"p95 during the drops / p95 of the {label}: {ratios[key]:.2f} "
+            f"({ratios[key] - 1:+.0%}; target <= +{TARGETS['page_p95_growth']:.0%}: {met})"
+        )
+    return {"page_during": during, "page_drops": drops_ms, "page_ratios": ratios}
 
 
 def main(argv=None) -> None:
@@ -423,15 +487,16 @@ def main(argv=None) -> None:
     parser.add_argument("--pager", help=argparse.SUPPRESS)
     parser.add_argument("--stop", help=argparse.SUPPRESS)
     parser.add_argument(
-        "--pace", type=float, help="the purge's rest per second of work (purge.PACE_SHARE)"
+        "--paces",
+        default=str(purge.PACE_SHARE),
+        help="the purge's rest per second of work (purge.PACE_SHARE), several comma-separated "
+        "to compare them: the drops take them in turn",
     )
     args = parser.parse_args(argv)
-    if args.pace is not None:
-        purge.PACE_SHARE = args.pace
     if args.pager:
         pager(args.pager, args.stop)
         return
-    run(rows=args.rows, drops=args.drops)
+    run(rows=args.rows, drops=args.drops, paces=[float(p) for p in args.paces.split(",")])
 
 
 if __name__ == "__main__":

@@ -42,9 +42,11 @@ PARTITIONS_AHEAD = 7
 # the next run finalizes it.
 DETACH_TIMEOUT = "5min"
 # The purge shares a small server with the reviewers: after each heavy piece of a day's removal
-# (its scan, a detach, an index or table dropped) it rests as long as the piece took,
-# so it never holds the machine for long; a day still goes in under a second.
-PACE_SHARE = 1.0  # rest / work
+# (its scan, a detach, an index or table dropped) it rests a while, so that it never holds the
+# machine for long. A third of the piece's time: taking turns on one store of 1M results
+# (benchmarks/purge.py --paces 1,0.3,0), rests as long as the pieces did not spare the Audit
+# page (its p95 +22% against +16% and +15%) and made a day take up to 1.2 s (0.88 s, 0.80 s).
+PACE_SHARE = 0.3  # rest / work
 PACE_FROM = 0.005  # seconds: shorter pieces don't rest
 PACE_MAX = 0.2
 OWN_MEDIA = "results/"  # where ingest stores a result's media (demo rows share demo/ files)

@@ -293,6 +293,22 @@ def test_the_coming_days_get_their_partitions(postgresql):
     assert partition_exists(partitions.partition_name("audit_result", later))
 
 
+def test_making_days_creates_exactly_the_missing_partitions(postgresql):
+    # ensure_days looks for all of them at once: one table's partition gone is made again,
+    # nothing else is, and a second call makes nothing.
+    first = NOW.date() + timedelta(days=50)
+    last = first + timedelta(days=2)
+    with connection.cursor() as cursor:
+        assert partitions.ensure_days(cursor, first, last) == 3 * len(
+            partitions.partitioned_tables()
+        )
+        middle = partitions.partition_name("audit_resultscene", first + timedelta(days=1))
+        cursor.execute(f"DROP TABLE {partitions.quote(middle)}")
+        assert partitions.ensure_days(cursor, first, last) == 1
+        assert partitions.ensure_days(cursor, first, last) == 0
+    assert partition_exists(middle)
+
+
 def test_a_row_of_a_day_without_partitions_is_refused_until_its_day_is_made(postgresql):
     # Outside ingest nothing makes a day on the fly: the row is refused, not put aside.
     from django.db import IntegrityError, transaction
