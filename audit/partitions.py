@@ -171,23 +171,20 @@ def is_missing_partition(error: Exception) -> bool:
 
 def ensure_days(cursor, first: date, last: date) -> int:
     """Partitions for every day from `first` to `last`, for every partitioned table."""
-    wanted = []
+    wanted = {}  # quoted partition name: (table spec, day)
     day = first
     while day <= last:
-        wanted += [(spec, day) for spec in partitioned_tables()]
+        for spec in partitioned_tables():
+            wanted[quote(partition_name(spec.table, day))] = (spec, day)
         day += timedelta(days=1)
     # One look for all of them: the daily run asks for 8 days of 4 tables and finds all but
     # one day there (ensure_day checks again, under its lock, before it creates one).
     cursor.execute(
         "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NOT NULL",
-        [[quote(partition_name(spec.table, day)) for spec, day in wanted]],
+        [list(wanted)],
     )
     present = {name for (name,) in cursor.fetchall()}
-    return sum(
-        ensure_day(cursor, spec, day)
-        for spec, day in wanted
-        if quote(partition_name(spec.table, day)) not in present
-    )
+    return sum(ensure_day(cursor, *wanted[name]) for name in wanted if name not in present)
 
 
 def detach_day(cursor, day: date, specs: list[PartitionedTable] | None = None, pace=None) -> None:

@@ -404,18 +404,17 @@ def run(*, rows: int, drops: int, page_load: bool = True, paces: list[float] | N
         f"ahead: {made * 1000:.0f} ms, no page load yet)"
     )
     figures.update(baseline=base, ours=ours, made=made, paces={})
-    befores, quiet_ms = [], []
     if page_load:
         quiet_ms = [d * 1000 for d in page_times(out, [quiet])[0]]
         # The second before each drop, after its CHECKPOINT: the same background load as the
         # drop next to it (this machine is shared), none of the checkpoint's requests.
         befores = [(f["settled"], f["start"]) for f in ours]
         just_before_ms = [d * 1000 for ds in page_times(out, befores, within=True) for d in ds]
-        delete_ms = page_times(out, [(base["start"], base["start"] + base["seconds"])])[0]
+        delete = (base["start"], base["start"] + base["seconds"])
         figures.update(
             page_quiet=percentile(quiet_ms, 0.95),
             page_just_before=percentile(just_before_ms, 0.95),
-            page_delete=[d * 1000 for d in delete_ms],
+            page_delete=[d * 1000 for d in page_times(out, [delete])[0]],
         )
     for pace in paces:
         mine = [f for f in ours if f["pace"] == pace]
@@ -423,7 +422,7 @@ def run(*, rows: int, drops: int, page_load: bool = True, paces: list[float] | N
         if page_load:
             windows = [(f["start"], f["start"] + f["seconds"]) for f in mine]
             drops_ms = [d * 1000 for ds in page_times(out, windows) for d in ds]
-            figures["paces"][pace].update(page_page(quiet_ms, just_before_ms, drops_ms))
+            figures["paces"][pace].update(page_verdict(quiet_ms, just_before_ms, drops_ms))
     if page_load:
         print(f"  {'during the DELETE':38} {summary(figures['page_delete'])}")
     # The figures of the current setting, for callers that ran one pace.
@@ -455,7 +454,7 @@ def summary(ms: list[float]) -> str:
     return f"{len(ms):>5} {percentile(ms, 0.95):>7.1f} {percentile(ms, 0.5):>7.1f} {max(ms):>7.1f}"
 
 
-def page_page(quiet_ms: list[float], just_before_ms: list[float], drops_ms: list[float]) -> dict:
+def page_verdict(quiet_ms: list[float], just_before_ms: list[float], drops_ms: list[float]) -> dict:
     """Prints the Audit page's figures during a pace's drops against both "before"s."""
     during = percentile(drops_ms, 0.95)
     print(f"Audit page, one request at a time (ms):  {'n':>5} {'p95':>7} {'median':>7} {'max':>7}")

@@ -59,7 +59,7 @@ class HashIndex:
 
     def add(self, ids: Sequence[int] | np.ndarray, codes: Sequence[bytes] | np.ndarray) -> None:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        codes = _code_array(codes)
+        codes = records(codes, CODE_BYTES)
         if len(ids) != len(codes):
             raise ValueError(f"{len(ids)} ids for {len(codes)} codes")
         threshold = self._multi_hash_from
@@ -91,7 +91,7 @@ class HashIndex:
     def search_many(
         self, codes: Sequence[bytes] | np.ndarray, max_distance: int
     ) -> list[list[tuple[int, int]]]:
-        queries = _code_array(codes)
+        queries = records(codes, CODE_BYTES)
         if max_distance < 0 or not len(queries) or not len(self):
             return [[] for _ in range(len(queries))]
         if (hashed := self._hashed) is not None:
@@ -281,10 +281,6 @@ def _multi_hash_copy(flat: faiss.IndexBinaryIDMap) -> MultiHashIndex:
     if len(ids):
         index.add(ids, codes.reshape(-1, CODE_BYTES))
     return index
-
-
-def _code_array(codes: Sequence[bytes] | np.ndarray) -> np.ndarray:
-    return records(codes, CODE_BYTES)
 
 
 def _nearest_per_id(ids: np.ndarray, distances: np.ndarray) -> list[tuple[int, int]]:
